@@ -1,0 +1,73 @@
+"""The sandbox as a whole: which services exist, in what order they start, and their status."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sandbox.kafka import create_topics, kafka_process
+from sandbox.process import ManagedProcess, port_is_open
+from sandbox.redis import redis_process
+from sandbox.settings import SandboxSettings
+
+__all__ = ["SERVICES", "StartResult", "start_all", "status", "stop_all"]
+
+log = logging.getLogger(__name__)
+
+ServiceFactory = Callable[[SandboxSettings], ManagedProcess]
+
+# Start order; stop runs in reverse.
+SERVICES: dict[str, ServiceFactory] = {
+    "redis": redis_process,
+    "kafka": kafka_process,
+}
+
+
+@dataclass(frozen=True)
+class StartResult:
+    """What ``start_all`` did, so a caller stops only what it started."""
+
+    started: list[str]
+    already_running: list[str]
+    topics_created: list[str]
+
+
+def start_all(s: SandboxSettings, names: list[str] | None = None) -> StartResult:
+    started: list[str] = []
+    running: list[str] = []
+    for name in names or list(SERVICES):
+        process = SERVICES[name](s)
+        (started if process.start() else running).append(name)
+    topics = create_topics(s) if "kafka" in (names or SERVICES) else []
+    return StartResult(started=started, already_running=running, topics_created=topics)
+
+
+def stop_all(s: SandboxSettings, names: list[str] | None = None) -> list[str]:
+    stopped = []
+    for name in reversed(names or list(SERVICES)):
+        process = _describe(name, s)
+        if process.stop():
+            stopped.append(name)
+    return stopped
+
+
+def status(s: SandboxSettings) -> dict[str, str]:
+    """Per service: 'up (pid N)', 'down', or 'port taken by another program'."""
+    result = {}
+    for name in SERVICES:
+        process = _describe(name, s)
+        pid = process.pid()
+        if pid is not None:
+            result[name] = f"up (pid {pid}) on {process.host}:{process.port}, log {process.log_file}"
+        elif port_is_open(process.host, process.port):
+            result[name] = f"port {process.port} is served by a program the sandbox did not start"
+        else:
+            result[name] = "down"
+    return result
+
+
+def _describe(name: str, s: SandboxSettings) -> ManagedProcess:
+    """A process description for stop/status, without the side effects of preparing a start."""
+    port = {"redis": s.redis_port, "kafka": s.kafka_port}[name]
+    return ManagedProcess(name=name, argv=[], run_dir=s.run_dir, logs_dir=s.logs_dir, host=s.host, port=port)

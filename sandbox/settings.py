@@ -1,0 +1,77 @@
+"""Where the sandbox keeps its files and which ports it uses; every port can be overridden by environment."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["PROJECT_ROOT", "SandboxSettings", "load_settings"]
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _port(name: str, default: int) -> int:
+    raw = os.environ.get(name, str(default))
+    try:
+        port = int(raw)
+    except ValueError:
+        raise SystemExit(f"{name}={raw!r} is not a port number; set it to an integer such as {default}.") from None
+    if not 0 < port < 65536:
+        raise SystemExit(f"{name}={port} is outside 1-65535; set it to a free port such as {default}.")
+    return port
+
+
+@dataclass(frozen=True)
+class SandboxSettings:
+    """Ports and folders of one sandbox; ``home`` holds jars, data, logs and pid files."""
+
+    home: Path
+    host: str
+    kafka_port: int
+    kafka_controller_port: int
+    redis_port: int
+    topics_file: Path
+
+    @property
+    def jars_dir(self) -> Path:
+        return self.home / "jars"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.home / "run"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.home / "data"
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"{self.host}:{self.kafka_port}"
+
+    @property
+    def redis_url(self) -> str:
+        return f"redis://{self.host}:{self.redis_port}/0"
+
+    def env(self) -> dict[str, str]:
+        """The variables that point jobs, tests and tools at this sandbox."""
+        return {
+            "KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap,
+            "REDIS_URL": self.redis_url,
+        }
+
+
+def load_settings() -> SandboxSettings:
+    home = Path(os.environ.get("SANDBOX_HOME", PROJECT_ROOT / ".sandbox")).resolve()
+    return SandboxSettings(
+        home=home,
+        host="127.0.0.1",
+        kafka_port=_port("KAFKA_PORT", 9092),
+        kafka_controller_port=_port("KAFKA_CONTROLLER_PORT", 9093),
+        redis_port=_port("REDIS_PORT", 6379),
+        topics_file=Path(os.environ.get("TOPICS_FILE", PROJECT_ROOT / "flink-conf" / "topics.yaml")),
+    )
