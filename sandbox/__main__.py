@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 
+from sandbox.jobs import job_processes
 from sandbox.process import ServiceError
 from sandbox.services import SERVICES, start_all, status, stop_all
 from sandbox.settings import load_settings
@@ -13,7 +14,7 @@ from sandbox.settings import load_settings
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sandbox", description=__doc__)
-    parser.add_argument("command", choices=["up", "down", "status"])
+    parser.add_argument("command", choices=["up", "down", "status", "jobs-start", "jobs-stop"])
     parser.add_argument("services", nargs="*", choices=[[], *SERVICES], help="default: all")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -33,9 +34,19 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "down":
             stopped = stop_all(settings, names)
             print("stopped " + ", ".join(stopped) if stopped else "nothing that the sandbox started was running")
+        elif args.command == "jobs-start":
+            for job in job_processes(settings):
+                started = job.start()
+                print(f"{job.name}: {'started' if started else 'already running'} (pid {job.pid()}), log {job.log_file}")
+        elif args.command == "jobs-stop":
+            for job in job_processes(settings):
+                print(f"{job.name}: {'stopped' if job.stop() else 'was not running'}")
         else:
             for name, state in status(settings).items():
                 print(f"{name:8} {state}")
+            for job in job_processes(settings):
+                pid = job.pid()
+                print(f"{job.name:8} {f'running (pid {pid}), log {job.log_file}' if pid else 'not running'}")
     except ServiceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -52,7 +52,7 @@ class ManagedProcess:
     run_dir: Path
     logs_dir: Path
     host: str
-    port: int
+    port: int | None
     ready: ReadinessCheck | None = None
     start_timeout_s: float = 60.0
     env: dict[str, str] = field(default_factory=dict)
@@ -84,7 +84,7 @@ class ManagedProcess:
         return self.pid() is not None
 
     def is_ready(self) -> bool:
-        if not port_is_open(self.host, self.port):
+        if self.port is not None and not port_is_open(self.host, self.port):
             return False
         return self.ready() if self.ready else True
 
@@ -93,7 +93,7 @@ class ManagedProcess:
         if self.is_running():
             self.wait_ready()
             return False
-        if port_is_open(self.host, self.port):
+        if self.port is not None and port_is_open(self.host, self.port):
             raise ServiceError(
                 f"{self.name} cannot start: port {self.port} on {self.host} is already in use by another "
                 f"program; stop that program or choose another port (see README, 'Ports')."
@@ -128,7 +128,7 @@ class ManagedProcess:
                 return
             time.sleep(0.25)
         raise ServiceError(
-            f"{self.name} did not become ready on {self.host}:{self.port} within {self.start_timeout_s:.0f} s; "
+            f"{self.name} did not become ready{f' on {self.host}:{self.port}' if self.port else ''} within {self.start_timeout_s:.0f} s; "
             f"last lines of {self.log_file}:\n{tail(self.log_file)}"
         )
 

@@ -1,0 +1,128 @@
+"""A deterministic sample clickstream in Segment's format: every field derives from the shopper's number.
+
+Shoppers cycle through four stories, so the demo and the benchmarks know what should come out:
+``abandons`` (adds to cart, leaves), ``buys`` (adds, then completes the order), ``changes`` (adds,
+removes one item later, leaves), ``browses`` (views pages only).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+__all__ = ["CATALOG", "STORIES", "Shopper", "bad_records", "iso", "sample_clickstream", "shoppers"]
+
+MINUTE = 60_000
+STORIES = ("abandons", "buys", "changes", "browses")
+CATALOG = [
+    {"product_id": "sku-boot", "name": "Trail Boot", "price": 129.0, "category": "shoes"},
+    {"product_id": "sku-sock", "name": "Wool Socks", "price": 14.5, "category": "apparel"},
+    {"product_id": "sku-pack", "name": "Day Pack 22L", "price": 89.0, "category": "bags"},
+    {"product_id": "sku-lamp", "name": "Head Lamp", "price": 39.9, "category": "gear"},
+    {"product_id": "sku-flask", "name": "Steel Flask", "price": 24.0, "category": "gear"},
+]
+
+
+@dataclass(frozen=True)
+class Shopper:
+    person_id: str
+    story: str
+    start_ms: int
+
+
+def iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _product(n: int) -> dict[str, Any]:
+    return CATALOG[n % len(CATALOG)]
+
+
+def _message_id(run_tag: str, person_id: str, step: int) -> str:
+    return str(uuid.UUID(hashlib.sha256(f"{run_tag}|{person_id}|{step}".encode()).hexdigest()[:32]))
+
+
+def shoppers(count: int, run_tag: str, start_ms: int) -> list[Shopper]:
+    """``count`` shoppers, each starting a couple of minutes after the previous one."""
+    return [
+        Shopper(person_id=f"{run_tag}-shopper-{n:04d}", story=STORIES[n % len(STORIES)], start_ms=start_ms + n * 2 * MINUTE)
+        for n in range(count)
+    ]
+
+
+def _track(shopper: Shopper, run_tag: str, step: int, t_ms: int, event: str, properties: dict[str, Any]) -> dict:
+    return {
+        "type": "track",
+        "event": event,
+        "userId": shopper.person_id,
+        "messageId": _message_id(run_tag, shopper.person_id, step),
+        "timestamp": iso(t_ms),
+        "properties": properties,
+        "context": {"library": {"name": "cartpulse-demo", "version": "1"}},
+    }
+
+
+def _line(product: dict[str, Any], quantity: int, cart_id: str) -> dict[str, Any]:
+    return {
+        "product_id": product["product_id"],
+        "name": product["name"],
+        "price": product["price"],
+        "quantity": quantity,
+        "currency": "USD",
+        "cart_id": cart_id,
+        "image_url": f"https://shop.example/img/{product['product_id']}.jpg",
+        "url": f"https://shop.example/p/{product['product_id']}",
+    }
+
+
+def events_of(shopper: Shopper, n: int, run_tag: str) -> Iterator[dict[str, Any]]:
+    """The events of one shopper's story, in event-time order."""
+    t = shopper.start_ms
+    cart_id = f"cart-{shopper.person_id}"
+    first, second = _product(n), _product(n + 2)
+    yield {
+        "type": "page",
+        "name": "Product",
+        "userId": shopper.person_id,
+        "messageId": _message_id(run_tag, shopper.person_id, 0),
+        "timestamp": iso(t),
+        "properties": {"path": f"/p/{first['product_id']}", "category": first["category"]},
+    }
+    if shopper.story == "browses":
+        yield _track(shopper, run_tag, 1, t + MINUTE, "Product Viewed", {**_line(first, 1, cart_id)})
+        return
+    yield _track(shopper, run_tag, 1, t + MINUTE, "Product Added", _line(first, 1, cart_id))
+    yield _track(shopper, run_tag, 2, t + 3 * MINUTE, "Product Added", _line(second, 2, cart_id))
+    if shopper.story == "buys":
+        yield _track(
+            shopper, run_tag, 3, t + 9 * MINUTE, "Order Completed",
+            {"order_id": f"order-{shopper.person_id}", "revenue": first["price"] + 2 * second["price"],
+             "currency": "USD", "products": [_line(first, 1, cart_id), _line(second, 2, cart_id)]},
+        )
+    elif shopper.story == "changes":
+        yield _track(shopper, run_tag, 3, t + 7 * MINUTE, "Product Removed", _line(second, 2, cart_id))
+
+
+def sample_clickstream(count: int, run_tag: str, start_ms: int) -> list[dict[str, Any]]:
+    """All shoppers' events, ordered by event time as a site would send them."""
+    events = [e for n, s in enumerate(shoppers(count, run_tag, start_ms)) for e in events_of(s, n, run_tag)]
+    return sorted(events, key=lambda e: e["timestamp"])
+
+
+def bad_records(run_tag: str, t_ms: int) -> list[bytes]:
+    """What a dead-letter topic is for: broken JSON, no identity, a nonsense timestamp."""
+    return [
+        b'{"type": "track", "event": "Product Added", ',
+        (
+            '{"type":"track","event":"Product Added","messageId":"%s-bad-1","timestamp":"%s","properties":{}}'
+            % (run_tag, iso(t_ms))
+        ).encode(),
+        (
+            '{"type":"track","event":"Product Added","userId":"%s-x","messageId":"%s-bad-2","timestamp":"last tuesday"}'
+            % (run_tag, run_tag)
+        ).encode(),
+    ]

@@ -1,0 +1,1 @@
+"""Flink job entry scripts (one per job) and the config schema they share."""

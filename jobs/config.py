@@ -1,0 +1,177 @@
+"""Job configs: YAML under ``flink-conf/jobs/``, validated at start with messages that name the bad key.
+
+Every knob a data engineer tunes lives in these files. Values may reference the environment as
+``${NAME}`` or ``${NAME:-default}``, so one file serves the sandbox and a real cluster.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+__all__ = [
+    "CartSettings",
+    "CartAbandonmentConfig",
+    "ConfigError",
+    "EventTimeSettings",
+    "KafkaSettings",
+    "RedisSettings",
+    "ReminderSettings",
+    "load_config",
+    "parse_duration_ms",
+]
+
+_ENV_REF = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
+_DURATION = re.compile(r"^\s*(?P<amount>\d+)\s*(?P<unit>ms|s|m|h|d)\s*$")
+_UNIT_MS = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+class ConfigError(ValueError):
+    """A job config that cannot be used; the message lists every bad key."""
+
+
+def parse_duration_ms(value: Any) -> int:
+    """'500ms', '30s', '15m', '1h', '7d' or a plain number of milliseconds."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as '30s', '15m', '1h' or '7d'")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError("a duration cannot be negative")
+        return value
+    match = _DURATION.match(str(value))
+    if match is None:
+        raise ValueError(f"{value!r} is not a duration; use a number and a unit: ms, s, m, h or d (e.g. '30s')")
+    return int(match["amount"]) * _UNIT_MS[match["unit"]]
+
+
+DurationMs = Annotated[int, BeforeValidator(parse_duration_ms)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class KafkaSettings(_Section):
+    bootstrap_servers: str
+    group_id: str
+    starting_offsets: Literal["earliest", "latest", "committed", "timestamp"] = "committed"
+    start_timestamp_ms: int | None = Field(None, description="with starting_offsets: timestamp, the first record time")
+    bounded: bool = Field(False, description="stop at the offsets that are latest at start (demo, tests, replays)")
+
+    @model_validator(mode="after")
+    def _timestamp_given(self) -> KafkaSettings:
+        if self.starting_offsets == "timestamp" and self.start_timestamp_ms is None:
+            raise ValueError("starting_offsets 'timestamp' needs start_timestamp_ms (Kafka record time, ms)")
+        return self
+
+
+class RedisSettings(_Section):
+    url: str
+    profile_ttl: DurationMs = 30 * 86_400_000
+    key_prefix: str = "profile:"
+
+    @field_validator("url")
+    @classmethod
+    def _redis_scheme(cls, url: str) -> str:
+        if not url.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(f"{url!r} is not a Redis URL; use redis://host:port/db")
+        return url
+
+
+class EventTimeSettings(_Section):
+    max_out_of_orderness: DurationMs = 30_000
+    idleness: DurationMs = 60_000
+
+
+class ReminderSettings(_Section):
+    after: DurationMs
+    template: str = Field(min_length=1)
+
+
+class CartSettings(_Section):
+    reminders: list[ReminderSettings] = Field(min_length=1)
+    cooldown: DurationMs = 7 * 86_400_000
+    max_reminders: int = Field(2, ge=1)
+    dedup_window: int = Field(64, ge=0)
+    state_ttl: DurationMs = 30 * 86_400_000
+
+    @field_validator("reminders")
+    @classmethod
+    def _increasing(cls, reminders: list[ReminderSettings]) -> list[ReminderSettings]:
+        delays = [r.after for r in reminders]
+        if any(b <= a for a, b in zip(delays, delays[1:], strict=False)):
+            raise ValueError("each reminder's 'after' must be later than the one before it")
+        return reminders
+
+
+class CartTopics(_Section):
+    events: str = "clickstream.events"
+    dead_letter: str = "clickstream.dlq"
+    triggers: str = "email.triggers"
+
+
+class CartAbandonmentConfig(_Section):
+    """``flink-conf/jobs/cart_abandonment.yaml``."""
+
+    job_name: str = "cart-abandonment"
+    kafka: KafkaSettings
+    topics: CartTopics = CartTopics()
+    redis: RedisSettings
+    event_time: EventTimeSettings = EventTimeSettings()
+    cart: CartSettings
+    flink: dict[str, str | int | bool] = Field(default_factory=dict, description="raw Flink options for this job")
+
+
+def _expand_env(node: Any) -> Any:
+    if isinstance(node, str):
+        return _ENV_REF.sub(lambda m: os.environ.get(m["name"], m["default"] or ""), node)
+    if isinstance(node, dict):
+        return {key: _expand_env(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_expand_env(value) for value in node]
+    return node
+
+
+def _describe(error: ValidationError, path: Path) -> str:
+    lines = [f"{path} is not a valid job config:"]
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown key (check the spelling against the documented keys)"
+        lines.append(f"  {key}: {message}")
+    return "\n".join(lines)
+
+
+def load_config(
+    path: Path | str, model: type[ModelT], overrides: dict[str, Any] | None = None
+) -> ModelT:
+    """Read, expand ``${ENV}`` references, apply ``overrides`` (dotted keys) and validate."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read job config {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path} must be a YAML mapping of settings, not {type(raw).__name__}")
+    data = _expand_env(raw)
+    for dotted, value in (overrides or {}).items():
+        target = data
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            target = target.setdefault(part, {})
+        target[leaf] = value
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, path)) from None

@@ -1,0 +1,36 @@
+"""``make run``: the pipeline's Flink jobs on the embedded local cluster, in the background.
+
+Each job is its own process (its own MiniCluster), logging to ``.sandbox/logs/<job>.log``. For a
+real cluster use ``flink run -py`` instead (README, 'Running on a Flink cluster').
+"""
+
+from __future__ import annotations
+
+import sys
+
+from sandbox.process import ManagedProcess
+from sandbox.settings import PROJECT_ROOT, SandboxSettings
+
+__all__ = ["JOBS", "job_processes"]
+
+# job name → (entry script, job config)
+JOBS: dict[str, tuple[str, str]] = {
+    "cart_abandonment": ("jobs/cart_abandonment.py", "flink-conf/jobs/cart_abandonment.yaml"),
+}
+
+
+def job_processes(s: SandboxSettings) -> list[ManagedProcess]:
+    return [
+        ManagedProcess(
+            name=f"job-{name}",
+            argv=[sys.executable, str(PROJECT_ROOT / script), "--config", str(PROJECT_ROOT / config)],
+            run_dir=s.run_dir,
+            logs_dir=s.logs_dir,
+            host=s.host,
+            port=None,
+            start_timeout_s=5.0,
+            env=s.env(),
+            cwd=PROJECT_ROOT,
+        )
+        for name, (script, config) in JOBS.items()
+    ]

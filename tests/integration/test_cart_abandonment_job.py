@@ -1,0 +1,94 @@
+"""The cart abandonment job on the real broker, real Redis and a PyFlink local cluster."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from connectors.kafka import kafka_sink, kafka_source
+from jobs.cart_abandonment import DEFAULT_CONFIG, CartSinks, build
+from jobs.config import CartAbandonmentConfig, load_config
+from jobs.flink_env import make_env
+from tests.support.events import BEGINNING, HOUR, MINUTE, as_json, order_completed, product_added
+
+pytestmark = pytest.mark.integration
+
+
+def _config(run_id: str) -> CartAbandonmentConfig:
+    cfg = load_config(DEFAULT_CONFIG, CartAbandonmentConfig, {"kafka.bounded": True})
+    return cfg.model_copy(
+        update={
+            "job_name": f"cart-test-{run_id}",
+            "kafka": cfg.kafka.model_copy(update={"group_id": f"cart-test-{run_id}", "starting_offsets": "earliest"}),
+            "topics": cfg.topics.model_copy(
+                update={
+                    "events": f"events-{run_id}",
+                    "dead_letter": f"dlq-{run_id}",
+                    "triggers": f"triggers-{run_id}",
+                }
+            ),
+            "redis": cfg.redis.model_copy(update={"key_prefix": f"test-{run_id}:profile:"}),
+        }
+    )
+
+
+def _run(cfg: CartAbandonmentConfig) -> None:
+    env = make_env(cfg.job_name, {**cfg.flink, "parallelism.default": 2})
+    sinks = CartSinks(
+        triggers=kafka_sink(cfg.kafka, cfg.topics.triggers, exactly_once=True, transactional_id_prefix=cfg.job_name),
+        dead_letter=kafka_sink(cfg.kafka, cfg.topics.dead_letter, exactly_once=False, transactional_id_prefix=""),
+    )
+    build(env, cfg, kafka_source(cfg.kafka, cfg.topics.events), sinks)
+    env.execute(cfg.job_name)
+
+
+def test_carts_become_reminders_profiles_and_dead_letters(kafka, redis_client, run_id):
+    cfg = _config(run_id)
+    kafka.create_topics(cfg.topics.events, cfg.topics.dead_letter, cfg.topics.triggers)
+    t0 = BEGINNING
+    events = [
+        # ann abandons a cart that she changed twice: the timer follows her last change
+        product_added("ann", t0, product_id="shoe", price=80.0),
+        product_added("ann", t0 + 10 * MINUTE, product_id="sock", price=5.0, quantity=2),
+        # bob buys before the first reminder is due: nothing fires
+        product_added("bob", t0, product_id="hat", price=20.0),
+        order_completed("bob", t0 + 30 * MINUTE),
+        # cy's add arrives out of order, after an event that is newer
+        product_added("cy", t0 + 5 * MINUTE, product_id="bag", price=50.0),
+        product_added("cy", t0 + 2 * MINUTE, product_id="pen", price=1.5),
+    ]
+    records = [as_json(e) for e in events]
+    records += [b"{not json", as_json({**events[0], "userId": None, "anonymousId": None, "messageId": "x"})]
+    kafka.produce(cfg.topics.events, records)
+
+    _run(cfg)
+
+    triggers = kafka.read_json(cfg.topics.triggers)
+    fired = sorted((t["person_id"], t["reminder_index"], t["fired_at_ms"]) for t in triggers)
+    assert fired == [
+        ("ann", 1, t0 + 10 * MINUTE + HOUR),
+        ("ann", 2, t0 + 10 * MINUTE + 24 * HOUR),
+        ("cy", 1, t0 + 5 * MINUTE + HOUR),
+        ("cy", 2, t0 + 5 * MINUTE + 24 * HOUR),
+    ]
+    ann_first = next(t for t in triggers if t["person_id"] == "ann" and t["reminder_index"] == 1)
+    assert ann_first["template"] == "cart_reminder_1"
+    assert ann_first["value"] == 90.0
+    assert sorted(item["product_id"] for item in ann_first["items"]) == ["shoe", "sock"]
+    assert len({t["trigger_id"] for t in triggers}) == 4
+
+    dead = kafka.read_json(cfg.topics.dead_letter)
+    assert len(dead) == 2
+    assert all(d["stage"] == f"{cfg.job_name}.parse" and d["error"] for d in dead)
+    assert any(d["payload"] == "{not json" for d in dead)
+
+    prefix = cfg.redis.key_prefix
+    ann = redis_client.hgetall(f"{prefix}ann")
+    assert json.loads(ann["cart"])["value"] == 90.0
+    assert int(ann["cart_updated_ms"]) == t0 + 10 * MINUTE
+    bob = redis_client.hgetall(f"{prefix}bob")
+    assert json.loads(bob["cart"])["items"] == []
+    cy = redis_client.hgetall(f"{prefix}cy")
+    assert sorted(i["product_id"] for i in json.loads(cy["cart"])["items"]) == ["bag", "pen"]
+    assert redis_client.pttl(f"{prefix}ann") > 0

@@ -1,0 +1,49 @@
+"""The sandbox's process handling: a busy port and a crashing service each get one clear sentence."""
+
+from __future__ import annotations
+
+import socket
+import sys
+
+import pytest
+
+from sandbox.process import ManagedProcess, ServiceError
+
+
+def _process(tmp_path, argv, port):
+    return ManagedProcess(
+        name="svc", argv=argv, run_dir=tmp_path / "run", logs_dir=tmp_path / "logs", host="127.0.0.1", port=port,
+        start_timeout_s=5,
+    )
+
+
+def test_busy_port_is_reported_by_name(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(ServiceError, match=f"svc cannot start: port {port} .* already in use"):
+            _process(tmp_path, [sys.executable, "-c", "pass"], port).start()
+
+
+def test_a_service_that_exits_shows_its_log(tmp_path):
+    crash = [sys.executable, "-c", "import sys; print('bad config line 3'); sys.exit(3)"]
+    with pytest.raises(ServiceError, match=r"(?s)svc exited with code 3 while starting.*bad config line 3"):
+        _process(tmp_path, crash, _free_port()).start()
+
+
+def test_start_is_idempotent_and_stop_stops_only_ours(tmp_path):
+    port = _free_port()
+    server = [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"]
+    svc = _process(tmp_path, server, port)
+    assert svc.start() is True
+    assert svc.start() is False
+    assert svc.stop() is True
+    assert svc.is_running() is False
+    assert svc.stop() is False
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

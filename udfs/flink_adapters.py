@@ -1,0 +1,161 @@
+"""Thin Flink wrappers around the pure logic: read state, call the step function, carry out its decision.
+
+The only module under ``udfs/`` that imports pyflink; everything it calls is tested without Flink.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+from pyflink.common import Row, Types
+from pyflink.common.time import Time
+from pyflink.common.watermark_strategy import TimestampAssigner
+from pyflink.datastream import KeyedProcessFunction, OutputTag, ProcessFunction, RuntimeContext
+from pyflink.datastream.state import StateTtlConfig, ValueStateDescriptor
+
+from connectors.redis import ProfileStore
+from udfs.cart import CartDecision, CartPolicy, CartState, apply_event, fire_timer
+from udfs.events import InvalidEvent, dead_letter_record, parse_event
+
+__all__ = [
+    "DEAD_LETTER",
+    "LATE",
+    "PARSED_EVENT",
+    "CartAbandonmentFunction",
+    "EventTime",
+    "ParseEvents",
+]
+
+log = logging.getLogger(__name__)
+
+# A parsed event between operators: the key, the event time, and the original JSON.
+PARSED_EVENT = Types.ROW_NAMED(["person_id", "event_time_ms", "payload"], [Types.STRING(), Types.LONG(), Types.STRING()])
+DEAD_LETTER = OutputTag("dead-letter", Types.STRING())
+LATE = OutputTag("late", Types.STRING())
+
+
+class ParseEvents(ProcessFunction):
+    """Validates each Kafka record; bad ones go to the dead-letter side output with the reason."""
+
+    def __init__(self, stage: str) -> None:
+        self.stage = stage
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        metrics = runtime_context.get_metrics_group()
+        self.parsed = metrics.counter("events_parsed")
+        self.rejected = metrics.counter("events_rejected")
+
+    def process_element(self, value: str, ctx: ProcessFunction.Context) -> Iterator[Any]:
+        try:
+            event = parse_event(value)
+        except InvalidEvent as exc:
+            self.rejected.inc()
+            yield DEAD_LETTER, dead_letter_record(value, exc, self.stage).decode()
+            return
+        self.parsed.inc()
+        yield Row(event.person_id, event.event_time_ms, value)
+
+
+class EventTime(TimestampAssigner):
+    """Event time is the event's own (collector-corrected) timestamp, never arrival time."""
+
+    def extract_timestamp(self, value: Row, record_timestamp: int) -> int:
+        return int(value[1])
+
+
+class CartAbandonmentFunction(KeyedProcessFunction):
+    """Per person: the cart, one pending reminder timer, and the profile's cart fields in Redis."""
+
+    def __init__(self, policy: CartPolicy, redis_url: str, key_prefix: str, profile_ttl_ms: int,
+                 state_ttl_ms: int, stage: str) -> None:
+        self.policy = policy
+        self.redis_url = redis_url
+        self.key_prefix = key_prefix
+        self.profile_ttl_ms = profile_ttl_ms
+        self.state_ttl_ms = state_ttl_ms
+        self.stage = stage
+        self.profiles: ProfileStore | None = None
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        descriptor = ValueStateDescriptor("cart", Types.STRING())
+        descriptor.enable_time_to_live(
+            StateTtlConfig.new_builder(Time.milliseconds(self.state_ttl_ms))
+            .set_update_type(StateTtlConfig.UpdateType.OnCreateAndWrite)
+            .set_state_visibility(StateTtlConfig.StateVisibility.NeverReturnExpired)
+            .build()
+        )
+        self.cart = runtime_context.get_state(descriptor)
+        self.profiles = ProfileStore(self.redis_url, self.key_prefix, self.profile_ttl_ms)
+        self.profiles.setup()
+        metrics = runtime_context.get_metrics_group()
+        self.late_events = metrics.counter("late_events")
+        self.triggers_fired = metrics.counter("triggers_fired")
+        self.rejected = metrics.counter("cart_events_rejected")
+
+    def close(self) -> None:
+        if self.profiles is not None:
+            self.profiles.close()
+
+    def process_element(self, value: Row, ctx: KeyedProcessFunction.Context) -> Iterator[Any]:
+        payload = value[2]
+        watermark = ctx.timer_service().current_watermark()
+        if ctx.timestamp() < watermark:
+            self.late_events.inc()
+            reason = InvalidEvent("timestamp", f"late: {watermark - ctx.timestamp()} ms behind the watermark")
+            yield LATE, dead_letter_record(payload, reason, f"{self.stage}.late").decode()
+            return
+        state = self._load()
+        try:
+            decision = apply_event(state, parse_event(payload), self.policy)
+        except InvalidEvent as exc:
+            self.rejected.inc()
+            yield DEAD_LETTER, dead_letter_record(payload, exc, self.stage).decode()
+            return
+        yield from self._carry_out(decision, state, value[0], ctx.timestamp(), ctx)
+
+    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterator[Any]:
+        state = self._load()
+        decision = fire_timer(state, ctx.get_current_key(), timestamp, self.policy)
+        yield from self._carry_out(decision, state, ctx.get_current_key(), timestamp, ctx)
+
+    def _carry_out(self, decision: CartDecision, before: CartState | None, person_id: str, at_ms: int,
+                   ctx: KeyedProcessFunction.Context) -> Iterator[str]:
+        timers = ctx.timer_service()
+        old_timer = before.next_reminder_ms if before else None
+        after = decision.state
+        new_timer = after.next_reminder_ms if after else None
+        if old_timer != new_timer:
+            if old_timer is not None:
+                timers.delete_event_time_timer(old_timer)
+            if new_timer is not None:
+                timers.register_event_time_timer(new_timer)
+        if after is None:
+            self.cart.clear()
+        else:
+            self.cart.update(json.dumps(after.to_dict(), separators=(",", ":")))
+        if decision.cart_changed:
+            self._write_profile(person_id, after, at_ms)
+        for trigger in decision.triggers:
+            self.triggers_fired.inc()
+            yield trigger.to_json().decode()
+
+    def _write_profile(self, person_id: str, state: CartState | None, at_ms: int) -> None:
+        """The profile's cart; an empty one (at the purchase's time) once the state is gone."""
+        assert self.profiles is not None
+        if state is None:
+            self.profiles.write_cart(person_id, {"cart_id": None, "currency": "", "value": 0.0, "items": []}, at_ms)
+            return
+        cart = {
+            "cart_id": state.cart_id,
+            "currency": state.currency,
+            "value": state.value,
+            "items": [item.to_dict() for item in state.items.values()],
+        }
+        self.profiles.write_cart(person_id, cart, max(state.last_change_ms, at_ms))
+
+    def _load(self) -> CartState | None:
+        raw = self.cart.value()
+        return CartState.from_dict(json.loads(raw)) if raw else None
