@@ -16,6 +16,7 @@ setup(
         # Flink 2.2.1 pins its own numpy/pandas/apache-beam; redis<6 comes from apache-beam.
         "apache-flink==2.2.1",
         "kafka-python==3.0.12",
+        "lz4==4.4.5",  # kafka-python needs it to read the lz4-compressed topics our sinks write
         "redis==5.3.1",
         "jinja2==3.1.6",
         "requests==2.34.2",
