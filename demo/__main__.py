@@ -27,7 +27,7 @@ DAY_MS = 86_400_000
 
 
 def _end_offsets(bootstrap: str, topic: str) -> dict[TopicPartition, int]:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed")
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed", enable_auto_commit=False)
     try:
         partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
         return consumer.end_offsets(partitions)
@@ -100,7 +100,9 @@ def main() -> int:
     by_template = Counter(t["template"] for t in triggers)
     print("3/3 summary")
     print(f"    events in          {len(events) + 3}")
-    print(f"    dead-lettered      {len(dead)}  (topic {cfg.topics.dead_letter}: {', '.join(sorted({d['error'][:40] for d in dead}))})")
+    print(f"    dead-lettered      {len(dead)}  (topic {cfg.topics.dead_letter})")
+    for reason in sorted({d["error"] for d in dead}):
+        print(f"        - {reason[:100]}")
     print(f"    profiles written   {profiles}  (Redis hashes {cfg.redis.key_prefix}<person>)")
     print(f"    triggers fired     {len(triggers)}  {dict(by_template)}  (topic {cfg.topics.triggers})")
     if triggers:

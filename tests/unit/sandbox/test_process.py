@@ -47,3 +47,22 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def test_missing_java_says_how_to_fix_it(monkeypatch, tmp_path):
+    from sandbox.preflight import require_java
+
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(ServiceError, match="Java was not found on PATH; install a JDK 17 or newer"):
+        require_java()
+
+
+def test_old_java_is_refused(monkeypatch, tmp_path):
+    from sandbox.preflight import require_java
+
+    fake = tmp_path / "java"
+    fake.write_text('#!/bin/sh\necho \'openjdk version "11.0.2" 2019-01-15\' >&2\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(ServiceError, match="is Java 11, but Kafka 4 and Flink 2 need Java 17"):
+        require_java()
