@@ -81,9 +81,19 @@ def main() -> int:
     started = time.monotonic()
     with open(log_file, "w") as log:
         job = subprocess.run(  # noqa: S603 - our own script
-            [sys.executable, str(PROJECT_ROOT / "jobs" / "cart_abandonment.py"), "--config", str(PROJECT_ROOT / DEFAULT_CONFIG),
-             "--bounded", "--from-timestamp", str(produced_at)],
-            stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT, env={**os.environ, **settings.env()},
+            [
+                sys.executable,
+                str(PROJECT_ROOT / "jobs" / "cart_abandonment.py"),
+                "--config",
+                str(PROJECT_ROOT / DEFAULT_CONFIG),
+                "--bounded",
+                "--from-timestamp",
+                str(produced_at),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=PROJECT_ROOT,
+            env={**os.environ, **settings.env()},
             check=False,
         )
     if job.returncode != 0:
@@ -94,7 +104,9 @@ def main() -> int:
     triggers = [t for t in _read_since(bootstrap, triggers_before) if t.get("person_id", "").startswith(run_tag)]
     dead = _read_since(bootstrap, dlq_before)
     store = redis.Redis.from_url(settings.redis_url, decode_responses=True)
-    profiles = sum(1 for s in shoppers(SHOPPERS, run_tag, start_ms) if store.exists(f"{cfg.redis.key_prefix}{s.person_id}"))
+    profiles = sum(
+        1 for s in shoppers(SHOPPERS, run_tag, start_ms) if store.exists(f"{cfg.redis.key_prefix}{s.person_id}")
+    )
     store.close()
 
     by_template = Counter(t["template"] for t in triggers)
@@ -107,9 +119,12 @@ def main() -> int:
     print(f"    triggers fired     {len(triggers)}  {dict(by_template)}  (topic {cfg.topics.triggers})")
     if triggers:
         sample = triggers[0]
-        print(f"    e.g. {sample['person_id']} ← {sample['template']}: "
-              f"{len(sample['items'])} items, {sample['value']} {sample['currency']}, trigger_id {sample['trigger_id']}")
-    print(f"    look: redis-cli -p {settings.redis_port} HGETALL {cfg.redis.key_prefix}{triggers[0]['person_id'] if triggers else '<person>'}")
+        print(
+            f"    e.g. {sample['person_id']} ← {sample['template']}: "
+            f"{len(sample['items'])} items, {sample['value']} {sample['currency']}, trigger_id {sample['trigger_id']}"
+        )
+    person = triggers[0]["person_id"] if triggers else "<person>"
+    print(f"    look: redis-cli -p {settings.redis_port} HGETALL {cfg.redis.key_prefix}{person}")
     return 0
 
 

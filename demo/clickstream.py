@@ -8,6 +8,7 @@ removes one item later, leaves), ``browses`` (views pages only).
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -49,7 +50,9 @@ def _message_id(run_tag: str, person_id: str, step: int) -> str:
 def shoppers(count: int, run_tag: str, start_ms: int) -> list[Shopper]:
     """``count`` shoppers, each starting a couple of minutes after the previous one."""
     return [
-        Shopper(person_id=f"{run_tag}-shopper-{n:04d}", story=STORIES[n % len(STORIES)], start_ms=start_ms + n * 2 * MINUTE)
+        Shopper(
+            person_id=f"{run_tag}-shopper-{n:04d}", story=STORIES[n % len(STORIES)], start_ms=start_ms + n * 2 * MINUTE
+        )
         for n in range(count)
     ]
 
@@ -99,9 +102,17 @@ def events_of(shopper: Shopper, n: int, run_tag: str) -> Iterator[dict[str, Any]
     yield _track(shopper, run_tag, 2, t + 3 * MINUTE, "Product Added", _line(second, 2, cart_id))
     if shopper.story == "buys":
         yield _track(
-            shopper, run_tag, 3, t + 9 * MINUTE, "Order Completed",
-            {"order_id": f"order-{shopper.person_id}", "revenue": first["price"] + 2 * second["price"],
-             "currency": "USD", "products": [_line(first, 1, cart_id), _line(second, 2, cart_id)]},
+            shopper,
+            run_tag,
+            3,
+            t + 9 * MINUTE,
+            "Order Completed",
+            {
+                "order_id": f"order-{shopper.person_id}",
+                "revenue": first["price"] + 2 * second["price"],
+                "currency": "USD",
+                "products": [_line(first, 1, cart_id), _line(second, 2, cart_id)],
+            },
         )
     elif shopper.story == "changes":
         yield _track(shopper, run_tag, 3, t + 7 * MINUTE, "Product Removed", _line(second, 2, cart_id))
@@ -115,14 +126,16 @@ def sample_clickstream(count: int, run_tag: str, start_ms: int) -> list[dict[str
 
 def bad_records(run_tag: str, t_ms: int) -> list[bytes]:
     """What a dead-letter topic is for: broken JSON, no identity, a nonsense timestamp."""
+    no_identity = {"type": "track", "event": "Product Added", "messageId": f"{run_tag}-bad-1", "timestamp": iso(t_ms)}
+    bad_time = {
+        "type": "track",
+        "event": "Product Added",
+        "userId": f"{run_tag}-x",
+        "messageId": f"{run_tag}-bad-2",
+        "timestamp": "last tuesday",
+    }
     return [
         b'{"type": "track", "event": "Product Added", ',
-        (
-            '{"type":"track","event":"Product Added","messageId":"%s-bad-1","timestamp":"%s","properties":{}}'
-            % (run_tag, iso(t_ms))
-        ).encode(),
-        (
-            '{"type":"track","event":"Product Added","userId":"%s-x","messageId":"%s-bad-2","timestamp":"last tuesday"}'
-            % (run_tag, run_tag)
-        ).encode(),
+        json.dumps(no_identity).encode(),
+        json.dumps(bad_time).encode(),
     ]

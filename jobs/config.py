@@ -111,6 +111,16 @@ class CartSettings(_Section):
             raise ValueError("each reminder's 'after' must be later than the one before it")
         return reminders
 
+    @model_validator(mode="after")
+    def _state_outlives_the_series(self) -> CartSettings:
+        needed = self.reminders[min(self.max_reminders, len(self.reminders)) - 1].after + self.cooldown
+        if self.state_ttl <= needed:
+            raise ValueError(
+                f"state_ttl ({self.state_ttl} ms) must be longer than the last reminder's 'after' plus 'cooldown' "
+                f"({needed} ms), or state expires before its reminder or cooldown ends"
+            )
+        return self
+
 
 class CartTopics(_Section):
     events: str = "clickstream.events"
@@ -151,9 +161,7 @@ def _describe(error: ValidationError, path: Path) -> str:
     return "\n".join(lines)
 
 
-def load_config(
-    path: Path | str, model: type[ModelT], overrides: dict[str, Any] | None = None
-) -> ModelT:
+def load_config(path: Path | str, model: type[ModelT], overrides: dict[str, Any] | None = None) -> ModelT:
     """Read, expand ``${ENV}`` references, apply ``overrides`` (dotted keys) and validate."""
     path = Path(path)
     try:

@@ -37,7 +37,9 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "jobs-start":
             for job in job_processes(settings):
                 started = job.start()
-                print(f"{job.name}: {'started' if started else 'already running'} (pid {job.pid()}), log {job.log_file}")
+                print(
+                    f"{job.name}: {'started' if started else 'already running'} (pid {job.pid()}), log {job.log_file}"
+                )
         elif args.command == "jobs-stop":
             for job in job_processes(settings):
                 print(f"{job.name}: {'stopped' if job.stop() else 'was not running'}")

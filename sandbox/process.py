@@ -127,8 +127,9 @@ class ManagedProcess:
             if self.is_ready():
                 return
             time.sleep(0.25)
+        where = f" on {self.host}:{self.port}" if self.port else ""
         raise ServiceError(
-            f"{self.name} did not become ready{f' on {self.host}:{self.port}' if self.port else ''} within {self.start_timeout_s:.0f} s; "
+            f"{self.name} did not become ready{where} within {self.start_timeout_s:.0f} s; "
             f"last lines of {self.log_file}:\n{tail(self.log_file)}"
         )
 

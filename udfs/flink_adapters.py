@@ -32,7 +32,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 # A parsed event between operators: the key, the event time, and the original JSON.
-PARSED_EVENT = Types.ROW_NAMED(["person_id", "event_time_ms", "payload"], [Types.STRING(), Types.LONG(), Types.STRING()])
+PARSED_EVENT = Types.ROW_NAMED(
+    ["person_id", "event_time_ms", "payload"], [Types.STRING(), Types.LONG(), Types.STRING()]
+)
 DEAD_LETTER = OutputTag("dead-letter", Types.STRING())
 LATE = OutputTag("late", Types.STRING())
 
@@ -69,8 +71,9 @@ class EventTime(TimestampAssigner):
 class CartAbandonmentFunction(KeyedProcessFunction):
     """Per person: the cart, one pending reminder timer, and the profile's cart fields in Redis."""
 
-    def __init__(self, policy: CartPolicy, redis_url: str, key_prefix: str, profile_ttl_ms: int,
-                 state_ttl_ms: int, stage: str) -> None:
+    def __init__(
+        self, policy: CartPolicy, redis_url: str, key_prefix: str, profile_ttl_ms: int, state_ttl_ms: int, stage: str
+    ) -> None:
         self.policy = policy
         self.redis_url = redis_url
         self.key_prefix = key_prefix
@@ -121,8 +124,14 @@ class CartAbandonmentFunction(KeyedProcessFunction):
         decision = fire_timer(state, ctx.get_current_key(), timestamp, self.policy)
         yield from self._carry_out(decision, state, ctx.get_current_key(), timestamp, ctx)
 
-    def _carry_out(self, decision: CartDecision, before: CartState | None, person_id: str, at_ms: int,
-                   ctx: KeyedProcessFunction.Context) -> Iterator[str]:
+    def _carry_out(
+        self,
+        decision: CartDecision,
+        before: CartState | None,
+        person_id: str,
+        at_ms: int,
+        ctx: KeyedProcessFunction.Context,
+    ) -> Iterator[str]:
         timers = ctx.timer_service()
         old_timer = before.next_reminder_ms if before else None
         after = decision.state

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
-
 from typing import TYPE_CHECKING
 
 import pytest

@@ -23,7 +23,9 @@ def test_shipped_config_is_valid_and_becomes_a_policy():
     assert cfg.event_time.max_out_of_orderness == 30_000
 
 
-@pytest.mark.parametrize(("text", "ms"), [("500ms", 500), ("30s", 30_000), ("15m", 900_000), ("7d", 604_800_000), (42, 42)])
+@pytest.mark.parametrize(
+    ("text", "ms"), [("500ms", 500), ("30s", 30_000), ("15m", 900_000), ("7d", 604_800_000), (42, 42)]
+)
 def test_durations(text, ms):
     assert parse_duration_ms(text) == ms
 
@@ -68,3 +70,8 @@ def test_missing_file_and_bad_yaml_are_one_sentence(tmp_path):
 def test_timestamp_start_needs_a_timestamp(tmp_path):
     with pytest.raises(ConfigError, match="kafka: .*needs start_timestamp_ms"):
         load_config(DEFAULT_CONFIG, CartAbandonmentConfig, {"kafka.starting_offsets": "timestamp"})
+
+
+def test_state_ttl_must_outlive_the_reminder_series():
+    with pytest.raises(ConfigError, match="cart: state_ttl .* must be longer than the last reminder"):
+        load_config(DEFAULT_CONFIG, CartAbandonmentConfig, {"cart.state_ttl": "2d"})

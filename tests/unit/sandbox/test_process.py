@@ -12,7 +12,12 @@ from sandbox.process import ManagedProcess, ServiceError
 
 def _process(tmp_path, argv, port):
     return ManagedProcess(
-        name="svc", argv=argv, run_dir=tmp_path / "run", logs_dir=tmp_path / "logs", host="127.0.0.1", port=port,
+        name="svc",
+        argv=argv,
+        run_dir=tmp_path / "run",
+        logs_dir=tmp_path / "logs",
+        host="127.0.0.1",
+        port=port,
         start_timeout_s=5,
     )
 
@@ -61,7 +66,7 @@ def test_old_java_is_refused(monkeypatch, tmp_path):
     from sandbox.preflight import require_java
 
     fake = tmp_path / "java"
-    fake.write_text('#!/bin/sh\necho \'openjdk version "11.0.2" 2019-01-15\' >&2\n')
+    fake.write_text("#!/bin/sh\necho 'openjdk version \"11.0.2\" 2019-01-15' >&2\n")
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(ServiceError, match="is Java 11, but Kafka 4 and Flink 2 need Java 17"):
