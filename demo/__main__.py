@@ -93,7 +93,7 @@ def main() -> int:
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=PROJECT_ROOT,
-            env={**os.environ, **settings.env()},
+            env={**os.environ, **settings.env(), "FLINK_LOG_DIR": str(settings.logs_dir / "flink")},
             check=False,
         )
     if job.returncode != 0:

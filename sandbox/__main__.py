@@ -32,7 +32,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"created topic {topic}")
             print(f"Kafka: {settings.kafka_bootstrap}   Redis: {settings.redis_url}   logs: {settings.logs_dir}")
         elif args.command == "down":
-            stopped = stop_all(settings, names)
+            stopped = [job.name for job in job_processes(settings) if not names and job.stop()]
+            stopped += stop_all(settings, names)
             print("stopped " + ", ".join(stopped) if stopped else "nothing that the sandbox started was running")
         elif args.command == "jobs-start":
             for job in job_processes(settings):

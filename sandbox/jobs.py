@@ -29,7 +29,7 @@ def job_processes(s: SandboxSettings) -> list[ManagedProcess]:
             host=s.host,
             port=None,
             start_timeout_s=5.0,
-            env=s.env(),
+            env={**s.env(), "FLINK_LOG_DIR": str(s.logs_dir / "flink")},
             cwd=PROJECT_ROOT,
         )
         for name, (script, config) in JOBS.items()
