@@ -1,19 +1,24 @@
 """Cart abandonment as a pure step function: an event or a timer goes in, the new state and triggers come out.
 
 The Flink adapter keys events by person and keeps one :class:`CartState` per person. It calls
-:func:`apply_event` for each event and :func:`fire_timer` when an event-time timer fires. Then it persists
-``decision.state`` (``None`` clears it), keeps exactly one pending event-time timer at
-``decision.state.next_reminder_ms`` (deleting the old one if it changed), and emits ``decision.triggers``.
+:func:`apply_event` for each event and :func:`fire_timer` when an event-time timer fires, passing the current
+watermark to both. Then it persists ``decision.state`` (``None`` clears it), keeps exactly one pending event-time
+timer at ``decision.state.next_reminder_ms`` (deleting the old one if it changed), and emits ``decision.triggers``.
 
-Every cart change re-arms the timer (debounce), so a reminder fires only after the cart has been left alone
-for ``reminders[0].delay_ms``. Later reminders in the series are measured from the same last change.
+Arrival order does not matter: the cart is a fold over an event-time-sorted log (:mod:`udfs.cart_log`), so the
+same set of events gives the same cart, the same timer and the same triggers in any order, and a duplicate
+(same message id) counts once. The state is still updated on every event, so the profile is fresh at once.
+
+Every cart op re-arms the timer (debounce), so a reminder fires only after the cart has been left alone for
+``reminders[0].delay_ms`` since the newest cart op. Later reminders in the series are measured from the same op.
 
 How state is cleared: when the cart is empty (a purchase, or everything removed) or the reminder series is
 over, ``next_reminder_ms`` becomes the *hold* time: 1 ms after the latest time the state still has to
-remember (the last change, the last order so that older cart events count as stale, and the end of the
-cooldown). When that timer fires, :func:`fire_timer` returns ``state=None``. This relies on the adapter diverting
-events that are behind the watermark (late) before they reach :func:`apply_event`. Otherwise a late
-"Product Added" from before a purchase could arrive after the hold and start a new cart.
+remember (the newest cart op, so older ones count as stale, and the end of the cooldown). When that timer
+fires, :func:`fire_timer` returns ``state=None``. This relies on the adapter diverting events that are behind
+the watermark (late) before they reach :func:`apply_event`. Otherwise a late "Product Added" from before a
+purchase could arrive after the hold and start a new cart. The op log is bounded by compaction: ops behind the
+watermark are folded into its base, and at most :data:`~udfs.cart_log.MAX_PENDING_OPS` stay pending.
 """
 
 from __future__ import annotations
@@ -25,10 +30,12 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from udfs.cart_items import CartItem, is_int, item_from, optional_id, optional_text, removal_from, snapshot_items
+from udfs.cart_log import DEFAULT_CURRENCY, CartLog, CartOp, OpKind
 from udfs.events import ClickEvent
 
 __all__ = [
     "CART_EVENTS",
+    "NO_WATERMARK",
     "AbandonmentTrigger",
     "CartDecision",
     "CartItem",
@@ -45,38 +52,53 @@ PRODUCT_REMOVED = "Product Removed"
 CART_VIEWED = "Cart Viewed"
 CHECKOUT_STARTED = "Checkout Started"
 ORDER_COMPLETED = "Order Completed"
+_KINDS: dict[str, OpKind] = {
+    PRODUCT_ADDED: OpKind.ADD,
+    PRODUCT_REMOVED: OpKind.REMOVE,
+    CART_VIEWED: OpKind.SNAPSHOT,
+    CHECKOUT_STARTED: OpKind.SNAPSHOT,
+    ORDER_COMPLETED: OpKind.ORDER,
+}
 #: Track event names this module acts on; every other event leaves the state untouched.
-CART_EVENTS: frozenset[str] = frozenset(
-    {PRODUCT_ADDED, PRODUCT_REMOVED, CART_VIEWED, CHECKOUT_STARTED, ORDER_COMPLETED}
-)
-
-_SNAPSHOT_EVENTS = frozenset({CART_VIEWED, CHECKOUT_STARTED})
+CART_EVENTS: frozenset[str] = frozenset(_KINDS)
+#: What Flink's ``current_watermark()`` returns before the first watermark (``Long.MIN_VALUE``): nothing is late.
+NO_WATERMARK = -(2**63)
 
 
 @dataclass(slots=True)
 class CartState:
     """Everything remembered about one person's cart, between events.
 
-    :param items: cart lines by product id, in the order they were first added.
-    :param last_change_ms: event time of the latest change to the cart; reminders are measured from it.
+    :param log: the cart ops as base plus pending ops; the cart (``items``, ``cart_id``, ``currency``) is its fold.
+    :param last_change_ms: event time of the newest cart op; reminders are measured from it.
     :param reminders_sent: how many steps of the current reminder series are done (fired, or skipped
         because the cooldown pushed the series past them).
     :param next_reminder_ms: the time of the one pending event-time timer. With items in the cart and
         reminders left it is the next reminder; otherwise it is the hold time after which the state is dropped.
     :param last_trigger_ms: when the latest reminder fired, for the cooldown.
-    :param last_order_ms: event time of the latest purchase; older cart events are stale.
-    :param recent_message_ids: ids of the latest cart events, oldest first, to drop duplicates.
+    :param recent_message_ids: ids of the latest cart events, oldest first. Duplicates of logged ops are caught
+        by the log itself; this window also catches a resend whose timestamp differs from the original's.
     """
 
-    cart_id: str | None = None
-    items: dict[str, CartItem] = field(default_factory=dict)
-    currency: str = "USD"
+    log: CartLog = field(default_factory=CartLog)
     last_change_ms: int = 0
     reminders_sent: int = 0
     next_reminder_ms: int | None = None
     last_trigger_ms: int | None = None
-    last_order_ms: int | None = None
     recent_message_ids: list[str] = field(default_factory=list)
+
+    @property
+    def items(self) -> Mapping[str, CartItem]:
+        """Cart lines by product id, in the order the event-time fold put them; read-only."""
+        return self.log.items
+
+    @property
+    def cart_id(self) -> str | None:
+        return self.log.cart_id
+
+    @property
+    def currency(self) -> str:
+        return self.log.currency
 
     @property
     def value(self) -> float:
@@ -86,30 +108,39 @@ class CartState:
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form, which is how the adapter stores the state."""
         return {
-            "cart_id": self.cart_id,
-            "items": [item.to_dict() for item in self.items.values()],
-            "currency": self.currency,
+            "log": self.log.to_dict(),
             "last_change_ms": self.last_change_ms,
             "reminders_sent": self.reminders_sent,
             "next_reminder_ms": self.next_reminder_ms,
             "last_trigger_ms": self.last_trigger_ms,
-            "last_order_ms": self.last_order_ms,
             "recent_message_ids": list(self.recent_message_ids),
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CartState:
-        """Inverse of :meth:`to_dict`; missing keys take their defaults, so adding a field keeps old state readable."""
-        items = (CartItem.from_dict(item) for item in data.get("items", ()))
+        """Inverse of :meth:`to_dict`; missing keys take their defaults, so adding a field keeps old state readable.
+
+        The shape before the op log (``items``, ``cart_id``, ``last_order_ms`` at the top) becomes a base holding
+        those items, with cart events older than the last purchase still counted as stale (and held for).
+        """
+        last_change_ms = data.get("last_change_ms", 0)
+        if "log" in data:
+            log = CartLog.from_dict(data["log"])
+        else:
+            last_order_ms = data.get("last_order_ms")
+            last_change_ms = max(last_change_ms, last_order_ms or last_change_ms)
+            log = CartLog(
+                base_items=tuple(CartItem.from_dict(item) for item in data.get("items", ())),
+                base_key=None if last_order_ms is None else (last_order_ms, ""),  # "" sorts below any message id
+                cart_id=data.get("cart_id"),
+                currency=data.get("currency", DEFAULT_CURRENCY),
+            )
         return cls(
-            cart_id=data.get("cart_id"),
-            items={item.product_id: item for item in items},
-            currency=data.get("currency", "USD"),
-            last_change_ms=data.get("last_change_ms", 0),
+            log=log,
+            last_change_ms=last_change_ms,
             reminders_sent=data.get("reminders_sent", 0),
             next_reminder_ms=data.get("next_reminder_ms"),
             last_trigger_ms=data.get("last_trigger_ms"),
-            last_order_ms=data.get("last_order_ms"),
             recent_message_ids=list(data.get("recent_message_ids", ())),
         )
 
@@ -222,60 +253,46 @@ def make_trigger_id(person_id: str, cart_id: str | None, last_change_ms: int, re
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
 
 
-def apply_event(state: CartState | None, event: ClickEvent, policy: CartPolicy) -> CartDecision:
-    """Fold one event into the person's cart.
+def apply_event(
+    state: CartState | None, event: ClickEvent, policy: CartPolicy, *, watermark_ms: int = NO_WATERMARK
+) -> CartDecision:
+    """Fold one event into the person's cart, at its event-time place whatever order the events arrive in.
 
     The input state is never mutated. Duplicates and non-cart events return it as is.
 
+    :param watermark_ms: the operator's current watermark; ops older than it are compacted into the log's base.
+        The caller must have diverted events older than it (late) already. Default: no watermark yet.
     :raises InvalidEvent: a cart event whose properties cannot describe a cart (e.g. ``properties.price``).
     """
-    if state is not None and event.message_id in state.recent_message_ids:
+    if state is not None and (event.message_id in state.recent_message_ids or state.log.has_message(event.message_id)):
         return CartDecision(state)
     if event.type != "track" or event.name not in CART_EVENTS:
         return CartDecision(state)
 
-    # Validate before looking at state, so a bad event is rejected the same way whatever came before it.
-    props = event.properties
-    added = item_from(props, "properties.") if event.name == PRODUCT_ADDED else None
-    removal = removal_from(props) if event.name == PRODUCT_REMOVED else None
-    snapshot = snapshot_items(props.get("products")) if event.name in _SNAPSHOT_EVENTS else None
-    cart_id = optional_id(props.get("cart_id"), "properties.cart_id")
-    currency = optional_text(props.get("currency"), "properties.currency")
-
+    op = _op_from(event)  # validate before looking at state, so a bad event is rejected whatever came before it
     new = _copy(state) if state is not None else CartState()
     _remember(new, event.message_id, policy.dedup_window)
-    unchanged = CartDecision(new if state is not None else None)
-    if new.last_order_ms is not None and event.event_time_ms < new.last_order_ms:
-        return unchanged  # from before the latest purchase
-    if event.name == ORDER_COMPLETED:
-        return _order_completed(new, event.event_time_ms, policy)
+    if op is None:
+        return CartDecision(new if state is not None else None)  # a snapshot event without products
 
-    if added is not None:
-        items = _with_added(new.items, added)
-    elif removal is not None:
-        items = _with_removed(new.items, *removal)  # removing what we never saw added is harmless
-    elif snapshot is not None and event.event_time_ms >= new.last_change_ms:
-        items = snapshot  # authoritative, unless a later change already superseded it
-    else:
-        items = new.items
-    if items == new.items:
-        return unchanged
-
-    new.items = items
-    if cart_id is not None:
-        new.cart_id = cart_id
-    if currency is not None:
-        new.currency = currency
-    new.last_change_ms = max(new.last_change_ms, event.event_time_ms)
-    new.reminders_sent = 0
-    new.next_reminder_ms = _first_reminder_ms(new, policy) if items else _hold_until(new, policy)
-    return CartDecision(new, (), True)
+    old = state if state is not None else CartState()
+    new.log = new.log.apply(op).compacted(watermark_ms)
+    new.last_change_ms = max(new.last_change_ms, op.event_time_ms)
+    cart_changed = _cart_view(new) != _cart_view(old)
+    if cart_changed or new.last_change_ms != old.last_change_ms:
+        new.reminders_sent = 0
+        new.next_reminder_ms = _first_reminder_ms(new, policy) if new.items else _hold_until(new, policy)
+    return CartDecision(new, (), cart_changed)
 
 
-def fire_timer(state: CartState | None, person_id: str, timer_ms: int, policy: CartPolicy) -> CartDecision:
+def fire_timer(
+    state: CartState | None, person_id: str, timer_ms: int, policy: CartPolicy, *, watermark_ms: int = NO_WATERMARK
+) -> CartDecision:
     """Handle the person's event-time timer: send the due reminder, or drop state whose hold has passed.
 
     A timer that no longer matches ``state.next_reminder_ms`` was superseded by a cart change and is ignored.
+
+    :param watermark_ms: the operator's current watermark, to compact the log as in :func:`apply_event`.
     """
     if state is None or timer_ms != state.next_reminder_ms:
         return CartDecision(state)
@@ -293,9 +310,10 @@ def fire_timer(state: CartState | None, person_id: str, timer_ms: int, policy: C
         last_change_ms=state.last_change_ms,
         currency=state.currency,
         value=state.value,
-        items=tuple(state.items.values()),
+        items=tuple(sorted(state.items.values(), key=_product_id)),  # sorted: byte-identical on any arrival order
     )
     new = _copy(state)
+    new.log = new.log.compacted(watermark_ms)
     new.last_trigger_ms = timer_ms
     # Skip reminders that the cooldown already pushed us past, rather than sending them back to back.
     while index < policy.series_length and _reminder_ms(new, policy, index) <= timer_ms:
@@ -311,45 +329,37 @@ def fire_timer(state: CartState | None, person_id: str, timer_ms: int, policy: C
     return CartDecision(new, (trigger,))
 
 
-def _order_completed(state: CartState, event_time_ms: int, policy: CartPolicy) -> CartDecision:
-    """A purchase empties the cart and cancels the series; the state is held only to spot stale cart events."""
-    had_items = bool(state.items)
-    state.items = {}
-    state.cart_id = None
-    state.last_order_ms = event_time_ms
-    if had_items:
-        state.last_change_ms = max(state.last_change_ms, event_time_ms)
-    state.reminders_sent = 0
-    state.next_reminder_ms = _hold_until(state, policy)
-    return CartDecision(state, (), had_items)
+def _op_from(event: ClickEvent) -> CartOp | None:
+    """The event as a cart op, validating every property it uses; ``None`` for a snapshot event without products."""
+    props, kind = event.properties, _KINDS[event.name]
+    items: tuple[CartItem, ...] = ()
+    product_id: str | None = None
+    quantity: int | None = None
+    snapshot = snapshot_items(props.get("products")) if kind is OpKind.SNAPSHOT else None
+    if kind is OpKind.ADD:
+        items = (item_from(props, "properties."),)
+    elif kind is OpKind.REMOVE:
+        product_id, quantity = removal_from(props)
+    elif snapshot is not None:
+        items = tuple(snapshot.values())
+    cart_id = optional_id(props.get("cart_id"), "properties.cart_id")
+    currency = optional_text(props.get("currency"), "properties.currency")
+    if kind is OpKind.SNAPSHOT and snapshot is None:
+        return None
+    return CartOp(kind, event.event_time_ms, event.message_id, items, product_id, quantity, cart_id, currency)
 
 
-def _with_added(items: dict[str, CartItem], added: CartItem) -> dict[str, CartItem]:
-    """Add to an existing line if there is one; the newest name, price and links win."""
-    existing = items.get(added.product_id)
-    if existing is not None:
-        added = replace(
-            added,
-            quantity=existing.quantity + added.quantity,
-            name=added.name or existing.name,
-            image_url=added.image_url or existing.image_url,
-            url=added.url or existing.url,
-        )
-    return {**items, added.product_id: added}
+def _cart_view(state: CartState) -> tuple[Mapping[str, CartItem], str, str | None]:
+    """What the profile shows of the cart; a step changed the cart exactly when this changed."""
+    return state.items, state.currency, state.cart_id
 
 
-def _with_removed(items: dict[str, CartItem], product_id: str, quantity: int | None) -> dict[str, CartItem]:
-    """Reduce a line by ``quantity``; drop it when ``quantity`` is absent or covers the whole line."""
-    line = items.get(product_id)
-    if line is None:
-        return items
-    if quantity is not None and quantity < line.quantity:
-        return {**items, product_id: replace(line, quantity=line.quantity - quantity)}
-    return {key: item for key, item in items.items() if key != product_id}
+def _product_id(item: CartItem) -> str:
+    return item.product_id
 
 
 def _copy(state: CartState) -> CartState:
-    return replace(state, items=dict(state.items), recent_message_ids=list(state.recent_message_ids))
+    return replace(state, recent_message_ids=list(state.recent_message_ids))
 
 
 def _remember(state: CartState, message_id: str, window: int) -> None:
@@ -372,11 +382,10 @@ def _hold_until(state: CartState, policy: CartPolicy) -> int:
     """When the state can go: just after the latest time it remembers, so every event it could matter to is late.
 
     A timer at ``T`` fires once the watermark reaches ``T``; events at or before the latest remembered time are
-    then strictly behind the watermark, and the adapter diverts those before :func:`apply_event`.
+    then strictly behind the watermark, and the adapter diverts those before :func:`apply_event`. The newest
+    cart op bounds every op in the log, a purchase included.
     """
     latest = state.last_change_ms
-    if state.last_order_ms is not None:
-        latest = max(latest, state.last_order_ms)
     if state.last_trigger_ms is not None:
         latest = max(latest, state.last_trigger_ms + policy.cooldown_ms)
     return latest + 1

@@ -112,7 +112,7 @@ class CartAbandonmentFunction(KeyedProcessFunction):
             return
         state = self._load()
         try:
-            decision = apply_event(state, parse_event(payload), self.policy)
+            decision = apply_event(state, parse_event(payload), self.policy, watermark_ms=watermark)
         except InvalidEvent as exc:
             self.rejected.inc()
             yield DEAD_LETTER, dead_letter_record(payload, exc, self.stage).decode()
@@ -121,7 +121,8 @@ class CartAbandonmentFunction(KeyedProcessFunction):
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterator[Any]:
         state = self._load()
-        decision = fire_timer(state, ctx.get_current_key(), timestamp, self.policy)
+        watermark = ctx.timer_service().current_watermark()
+        decision = fire_timer(state, ctx.get_current_key(), timestamp, self.policy, watermark_ms=watermark)
         yield from self._carry_out(decision, state, ctx.get_current_key(), timestamp, ctx)
 
     def _carry_out(

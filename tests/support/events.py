@@ -22,6 +22,7 @@ __all__ = [
     "SECOND",
     "as_json",
     "cart_viewed",
+    "category_page_viewed",
     "checkout_started",
     "event",
     "iso",
@@ -30,6 +31,7 @@ __all__ = [
     "product",
     "product_added",
     "product_removed",
+    "product_viewed",
 ]
 
 SECOND = 1_000
@@ -152,6 +154,33 @@ def page_viewed(
     message_id: str | None = None,
 ) -> dict[str, Any]:
     return event("page", person, t_ms, name=name, properties={"url": url}, message_id=message_id)
+
+
+def product_viewed(
+    person: str,
+    t_ms: int,
+    product_id: str = "p1",
+    category: str | None = None,
+    message_id: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """A product page; without ``category`` the property is left out."""
+    props: dict[str, Any] = {"product_id": product_id, "name": f"Product {product_id}", **extra}
+    if category is not None:
+        props["category"] = category
+    return event("track", person, t_ms, name="Product Viewed", properties=props, message_id=message_id)
+
+
+def category_page_viewed(
+    person: str,
+    t_ms: int,
+    category: str = "shoes",
+    name: str = "Category",
+    message_id: str | None = None,
+) -> dict[str, Any]:
+    """A page event with ``properties.category``, as a category listing sends it."""
+    props = {"url": f"https://shop.example/c/{category}", "category": category}
+    return event("page", person, t_ms, name=name, properties=props, message_id=message_id)
 
 
 def as_json(doc: Mapping[str, Any]) -> bytes:

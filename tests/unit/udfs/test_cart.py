@@ -106,15 +106,20 @@ def test_arrival_order_does_not_change_the_resulting_cart():
         assert (state.last_change_ms, state.next_reminder_ms) == (expected.last_change_ms, expected.next_reminder_ms)
 
 
-def test_removing_a_product_that_was_never_added_is_harmless():
-    assert apply_event(None, click(product_removed("ann", T0, product_id="ghost")), POLICY).state is None
+def test_removing_a_product_that_was_never_added_changes_no_cart_but_is_remembered():
+    first = apply_event(None, click(product_removed("ann", T0, product_id="ghost")), POLICY)
+
+    assert not first.cart_changed
+    assert quantities(first.state) == {}
+    assert [op.product_id for op in first.state.log.ops] == ["ghost"]  # its add may still arrive, out of order
+    assert advance(first.state, T0 + 365 * DAY) == ([], None)  # and the hold timer clears it
 
     state = run(product_added("ann", T0, product_id="shoe"))
     decision = apply_event(state, click(product_removed("ann", T0 + MINUTE, product_id="ghost")), POLICY)
 
     assert not decision.cart_changed
     assert quantities(decision.state) == {"shoe": 1}
-    assert decision.state.next_reminder_ms == state.next_reminder_ms
+    assert decision.state.next_reminder_ms == T0 + MINUTE + HOUR  # still cart activity, so the debounce restarts
 
 
 def test_removal_reduces_a_line_or_drops_it():
@@ -143,20 +148,41 @@ def test_snapshot_events_replace_the_cart():
     assert state.next_reminder_ms == T0 + 2 * MINUTE + HOUR
 
 
-def test_snapshot_without_products_or_equal_to_the_cart_changes_nothing():
+def test_snapshot_without_products_changes_nothing():
     state = run(cart_viewed("ann", T0, products=[product("shoe", price=80.0)]))
 
-    for doc in (
-        cart_viewed("ann", T0 + MINUTE),
-        cart_viewed("ann", T0 + 2 * MINUTE, products=[product("shoe", price=80.0)]),
-    ):
-        decision = apply_event(state, click(doc), POLICY)
-        assert not decision.cart_changed
-        assert decision.state.next_reminder_ms == T0 + HOUR
+    decision = apply_event(state, click(cart_viewed("ann", T0 + MINUTE)), POLICY)
+
+    assert not decision.cart_changed
+    assert decision.state.log == state.log
+    assert decision.state.next_reminder_ms == T0 + HOUR
 
 
-def test_snapshot_older_than_the_last_change_is_superseded():
-    state = run(product_added("ann", T0 + 10 * MINUTE, product_id="hat"))
+def test_snapshot_equal_to_the_cart_changes_no_cart_but_restarts_the_debounce():
+    state = run(cart_viewed("ann", T0, products=[product("shoe", price=80.0)]))
+
+    decision = apply_event(
+        state, click(cart_viewed("ann", T0 + 2 * MINUTE, products=[product("shoe", price=80.0)])), POLICY
+    )
+
+    assert not decision.cart_changed
+    assert quantities(decision.state) == {"shoe": 1}
+    assert decision.state.next_reminder_ms == T0 + 2 * MINUTE + HOUR
+
+
+def test_a_late_snapshot_becomes_the_base_and_newer_changes_are_reapplied_on_top():
+    snapshot = cart_viewed("ann", T0, products=[product("shoe")])
+    hat = product_added("ann", T0 + 10 * MINUTE, product_id="hat")
+
+    decision = apply_event(run(hat), click(snapshot), POLICY)
+
+    assert decision.cart_changed
+    assert list(decision.state.items.items()) == list(run(snapshot, hat).items.items())  # what in order gives
+    assert quantities(decision.state) == {"shoe": 1, "hat": 1}
+
+
+def test_a_snapshot_older_than_the_newest_snapshot_is_superseded():
+    state = run(cart_viewed("ann", T0 + 10 * MINUTE, products=[product("hat")]))
 
     decision = apply_event(state, click(cart_viewed("ann", T0, products=[product("shoe")])), POLICY)
 
@@ -206,15 +232,36 @@ def test_duplicate_message_id_is_counted_once():
     assert quantities(decision.state) == {"shoe": 2}
 
 
-def test_dedup_remembers_only_the_window_of_recent_cart_events():
+def test_duplicates_beyond_the_dedup_window_are_still_caught_by_the_log():
     policy = replace(POLICY, dedup_window=2)
     first = product_added("ann", T0, product_id="a")
     state = run(
         first, product_added("ann", T0 + 1, product_id="b"), product_added("ann", T0 + 2, product_id="c"), policy=policy
     )
+    assert first["messageId"] not in state.recent_message_ids
 
-    assert len(state.recent_message_ids) == 2
-    assert quantities(run(first, state=state, policy=policy))["a"] == 2  # forgotten, so counted again
+    pending = apply_event(state, click(first), policy)
+    compacted = apply_event(state, click(product_added("ann", T0 + 5, product_id="e")), policy, watermark_ms=T0 + 5)
+    folded = apply_event(compacted.state, click(first), policy)
+
+    assert pending.state is state  # still a pending op
+    assert [op.items[0].product_id for op in compacted.state.log.ops] == ["e"]  # a, b and c are in the base now
+    assert not folded.cart_changed
+    assert quantities(folded.state) == {"a": 1, "b": 1, "c": 1, "e": 1}  # at or below the base: superseded
+
+
+def test_dedup_window_catches_a_resend_whose_timestamp_changed_once_the_original_is_folded():
+    original = product_added("ann", T0, product_id="a", message_id="m1")
+    resend = product_added("ann", T0 + 5 * MINUTE, product_id="a", message_id="m1")
+    later = product_added("ann", T0 + 2 * MINUTE, product_id="b")
+
+    def after_resend(policy: CartPolicy) -> dict[str, int]:
+        state = apply_event(run(original, policy=policy), click(later), policy, watermark_ms=T0 + MINUTE).state
+        assert state.log.ops[0].message_id != "m1"  # the original is in the base, out of the log's reach
+        return quantities(run(resend, state=state, policy=policy))
+
+    assert after_resend(POLICY) == {"a": 1, "b": 1}
+    assert after_resend(replace(POLICY, dedup_window=0)) == {"a": 2, "b": 1}  # no window: counted again
 
 
 def test_non_cart_events_leave_the_state_alone():
@@ -290,7 +337,8 @@ def test_purchase_cancels_pending_reminders_and_state_is_cleared():
 
     assert decision.cart_changed
     assert quantities(decision.state) == {}
-    assert decision.state.last_order_ms == T0 + 30 * MINUTE
+    assert decision.state.cart_id is None
+    assert decision.state.log.base_key == (T0 + 30 * MINUTE, click(order_completed("ann", T0 + 30 * MINUTE)).message_id)
     assert fire_timer(decision.state, "ann", reminder_timer, POLICY).triggers == ()
     assert advance(decision.state, T0 + 365 * DAY) == ([], None)
 
@@ -325,8 +373,8 @@ def test_trigger_id_is_deterministic_across_replays():
     assert first_run[0].trigger_id == expected == make_trigger_id("ann", "c1", T0 + MINUTE, 1)
     assert first_run[0].trigger_id != first_run[1].trigger_id
     assert [t.to_json() for t in replay] == [t.to_json() for t in first_run]
-    # a different arrival order lists the items differently, but it is the same reminder
-    assert [t.trigger_id for t in reordered] == [t.trigger_id for t in first_run]
+    assert [t.to_json() for t in reordered] == [t.to_json() for t in first_run]  # items are sorted by product id
+    assert [item.product_id for item in reordered[0].items] == ["hat", "shoe"]
 
 
 def test_trigger_json_is_compact_and_sorted():
@@ -411,19 +459,53 @@ def test_policy_accepts_a_list_of_reminders_from_config():
 
 def test_state_round_trips_through_json():
     state = run(
+        cart_viewed("ann", T0 - MINUTE, products=[product("belt")]),
         product_added("ann", T0, product_id="shoe", price=80.0, image_url="https://img/1", url="https://shop/1"),
-        product_added("ann", T0 + MINUTE, product_id="sock", price=2.5, quantity=3),
+        product_added("ann", T0 + MINUTE, product_id="sock", price=2.5, quantity=3, currency="EUR"),
+        product_removed("ann", T0 + 2 * MINUTE, product_id="hat", quantity=2),
     )
     _, state = advance(state, T0 + 2 * HOUR)
+    assert state.log.base_items and state.log.ops and state.last_trigger_ms  # every part of the shape is filled in
 
     restored = CartState.from_dict(json.loads(json.dumps(state.to_dict())))
 
     assert restored == state
-    assert list(restored.items) == ["shoe", "sock"]
+    assert restored.log.ops == state.log.ops and restored.log.base_key == state.log.base_key
+    assert (restored.cart_id, restored.currency) == ("c1", "EUR")
+    assert list(restored.items) == ["belt", "shoe", "sock"]
 
 
 def test_state_from_an_older_format_takes_defaults_for_missing_keys():
     assert CartState.from_dict({"items": []}) == CartState()
+
+
+def test_state_from_the_format_before_the_op_log_keeps_its_cart_and_stale_rule():
+    old = {
+        "cart_id": "c9",
+        "items": [{"product_id": "shoe", "name": "Shoe", "price": 80.0, "quantity": 2}],
+        "currency": "EUR",
+        "last_change_ms": T0 + 40 * MINUTE,
+        "reminders_sent": 0,
+        "next_reminder_ms": T0 + 40 * MINUTE + HOUR,
+        "last_trigger_ms": None,
+        "last_order_ms": T0 + 30 * MINUTE,
+        "recent_message_ids": ["m-shoe"],
+    }
+
+    state = CartState.from_dict(old)
+    after = run(
+        product_added("ann", T0 + 10 * MINUTE, product_id="stale"),  # before the purchase
+        product_added("ann", T0 + 35 * MINUTE, product_id="shoe", message_id="m-shoe"),  # already counted
+        product_added("ann", T0 + 50 * MINUTE, product_id="hat", cart_id=None, currency=None),
+        state=state,
+    )
+
+    assert (state.cart_id, state.currency, quantities(state)) == ("c9", "EUR", {"shoe": 2})
+    assert (state.last_change_ms, state.next_reminder_ms) == (T0 + 40 * MINUTE, T0 + 40 * MINUTE + HOUR)
+    assert quantities(after) == {"shoe": 2, "hat": 1}
+    assert CartState.from_dict(after.to_dict()) == after  # and it is saved in the new shape from then on
+    bought = CartState.from_dict({"items": [], "last_change_ms": T0, "last_order_ms": T0 + 30 * MINUTE})
+    assert bought.last_change_ms == T0 + 30 * MINUTE  # the hold still covers the purchase, as it did
 
 
 def _public_names(module: Any) -> Iterable[str]:
