@@ -14,27 +14,18 @@ until ``state_ttl``; the profile hash expires after ``redis.profile_ttl`` of sil
 
 from __future__ import annotations
 
-import argparse
-import sys
-from dataclasses import dataclass
-
-from pyflink.common import Duration, Types, WatermarkStrategy
+from pyflink.common import Types
 from pyflink.datastream import DataStream, StreamExecutionEnvironment
-from pyflink.datastream.connectors import Sink, Source
+from pyflink.datastream.connectors import Source
 
-from jobs.config import CartAbandonmentConfig, ConfigError, load_config
+from jobs.clickstream import parsed_events
+from jobs.config import CartAbandonmentConfig
+from jobs.runner import JobSinks, run_job
 from udfs.cart import CartPolicy, Reminder
-from udfs.flink_adapters import DEAD_LETTER, LATE, PARSED_EVENT, CartAbandonmentFunction, EventTime, ParseEvents
+from udfs.flink.cart import CartAbandonmentFunction
+from udfs.flink.parse import DEAD_LETTER, LATE
 
 DEFAULT_CONFIG = "flink-conf/jobs/cart_abandonment.yaml"
-
-
-@dataclass(frozen=True)
-class CartSinks:
-    """Where the job's outputs go: triggers, and records it could not use (bad or late)."""
-
-    triggers: Sink
-    dead_letter: Sink
 
 
 def policy_from(cfg: CartAbandonmentConfig) -> CartPolicy:
@@ -46,18 +37,11 @@ def policy_from(cfg: CartAbandonmentConfig) -> CartPolicy:
     )
 
 
-def build(env: StreamExecutionEnvironment, cfg: CartAbandonmentConfig, source: Source, sinks: CartSinks) -> DataStream:
+def build(env: StreamExecutionEnvironment, cfg: CartAbandonmentConfig, source: Source, sinks: JobSinks) -> DataStream:
     """Wire the job; returns the trigger stream (tests may attach more to it)."""
-    raw = env.from_source(source, WatermarkStrategy.no_watermarks(), cfg.topics.events).uid("events-source")
-    parsed = raw.process(ParseEvents(stage=f"{cfg.job_name}.parse"), output_type=PARSED_EVENT).uid("parse")
-    watermarks = (
-        WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_millis(cfg.event_time.max_out_of_orderness))
-        .with_idleness(Duration.of_millis(cfg.event_time.idleness))
-        .with_timestamp_assigner(EventTime())
-    )
+    events, rejected = parsed_events(env, source, cfg.topics.events, cfg.event_time, f"{cfg.job_name}.parse")
     carts = (
-        parsed.assign_timestamps_and_watermarks(watermarks)
-        .key_by(lambda event: event[0], key_type=Types.STRING())
+        events.key_by(lambda event: event[0], key_type=Types.STRING())
         .process(
             CartAbandonmentFunction(
                 policy=policy_from(cfg),
@@ -72,36 +56,13 @@ def build(env: StreamExecutionEnvironment, cfg: CartAbandonmentConfig, source: S
         .uid("carts")
     )
     carts.sink_to(sinks.triggers).uid("triggers-sink")
-    rejected = parsed.get_side_output(DEAD_LETTER).union(
-        carts.get_side_output(DEAD_LETTER), carts.get_side_output(LATE)
-    )
-    rejected.sink_to(sinks.dead_letter).uid("dead-letter-sink")
+    dead_letters = rejected.union(carts.get_side_output(DEAD_LETTER), carts.get_side_output(LATE))
+    dead_letters.sink_to(sinks.dead_letter).uid("dead-letter-sink")
     return carts
 
 
 def main(argv: list[str] | None = None) -> None:
-    from connectors.kafka import kafka_sink, kafka_source
-    from jobs.flink_env import make_env
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default=DEFAULT_CONFIG, help="job config YAML (default: %(default)s)")
-    parser.add_argument("--bounded", action="store_true", help="stop at the offsets that are latest at start")
-    parser.add_argument("--from-timestamp", type=int, metavar="MS", help="start at this Kafka record time (ms)")
-    args = parser.parse_args(argv)
-    overrides: dict[str, object] = {"kafka.bounded": True} if args.bounded else {}
-    if args.from_timestamp is not None:
-        overrides |= {"kafka.starting_offsets": "timestamp", "kafka.start_timestamp_ms": args.from_timestamp}
-    try:
-        cfg = load_config(args.config, CartAbandonmentConfig, overrides)
-    except ConfigError as exc:
-        sys.exit(str(exc))
-    env = make_env(cfg.job_name, cfg.flink)
-    sinks = CartSinks(
-        triggers=kafka_sink(cfg.kafka, cfg.topics.triggers, exactly_once=True, transactional_id_prefix=cfg.job_name),
-        dead_letter=kafka_sink(cfg.kafka, cfg.topics.dead_letter, exactly_once=False, transactional_id_prefix=""),
-    )
-    build(env, cfg, kafka_source(cfg.kafka, cfg.topics.events), sinks)
-    env.execute(cfg.job_name)
+    run_job(argv, __doc__, DEFAULT_CONFIG, CartAbandonmentConfig, build)
 
 
 if __name__ == "__main__":

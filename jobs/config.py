@@ -15,8 +15,13 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 __all__ = [
-    "CartSettings",
+    "BrowseSettings",
     "CartAbandonmentConfig",
+    "CartSettings",
+    "IntentScoringConfig",
+    "SessionSettings",
+    "Topics",
+    "WeightSettings",
     "ConfigError",
     "EventTimeSettings",
     "KafkaSettings",
@@ -122,22 +127,62 @@ class CartSettings(_Section):
         return self
 
 
-class CartTopics(_Section):
+class Topics(_Section):
     events: str = "clickstream.events"
     dead_letter: str = "clickstream.dlq"
     triggers: str = "email.triggers"
 
 
-class CartAbandonmentConfig(_Section):
+class _JobConfig(_Section):
+    """What every clickstream job has: where it reads and writes, event time, and raw Flink options."""
+
+    job_name: str
+    kafka: KafkaSettings
+    topics: Topics = Topics()
+    redis: RedisSettings
+    event_time: EventTimeSettings = EventTimeSettings()
+    flink: dict[str, str | int | bool] = Field(default_factory=dict, description="raw Flink options for this job")
+
+
+class CartAbandonmentConfig(_JobConfig):
     """``flink-conf/jobs/cart_abandonment.yaml``."""
 
     job_name: str = "cart-abandonment"
-    kafka: KafkaSettings
-    topics: CartTopics = CartTopics()
-    redis: RedisSettings
-    event_time: EventTimeSettings = EventTimeSettings()
     cart: CartSettings
-    flink: dict[str, str | int | bool] = Field(default_factory=dict, description="raw Flink options for this job")
+
+
+class SessionSettings(_Section):
+    gap: DurationMs = 30 * 60_000
+
+
+class WeightSettings(_Section):
+    """Score weights; udfs/intent.py documents the formula they enter."""
+
+    view: float = Field(1.0, ge=0)
+    cart_view: float = Field(2.0, ge=0)
+    cart_add: float = Field(5.0, ge=0)
+    checkout: float = Field(10.0, ge=0)
+    repeat_view: float = Field(2.0, ge=0)
+    category_view: float = Field(1.0, ge=0)
+    half_life: DurationMs = 30 * 60_000
+    scale: float = Field(20.0, gt=0)
+
+
+class BrowseSettings(_Section):
+    min_product_views: int = Field(3, ge=1)
+    min_category_views: int = Field(4, ge=1)
+    high_intent_threshold: float | None = Field(70.0, ge=0, le=100)
+    recent_products: int = Field(10, ge=1)
+    top_categories: int = Field(3, ge=1)
+
+
+class IntentScoringConfig(_JobConfig):
+    """``flink-conf/jobs/intent_scoring.yaml``."""
+
+    job_name: str = "intent-scoring"
+    session: SessionSettings = SessionSettings()
+    weights: WeightSettings = WeightSettings()
+    browse: BrowseSettings = BrowseSettings()
 
 
 def _expand_env(node: Any) -> Any:

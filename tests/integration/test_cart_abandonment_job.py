@@ -7,9 +7,10 @@ import json
 import pytest
 
 from connectors.kafka import kafka_sink, kafka_source
-from jobs.cart_abandonment import DEFAULT_CONFIG, CartSinks, build
+from jobs.cart_abandonment import DEFAULT_CONFIG, build
 from jobs.config import CartAbandonmentConfig, load_config
 from jobs.flink_env import make_env
+from jobs.runner import JobSinks
 from tests.support.events import BEGINNING, HOUR, MINUTE, as_json, order_completed, product_added
 
 pytestmark = pytest.mark.integration
@@ -35,7 +36,7 @@ def _config(run_id: str) -> CartAbandonmentConfig:
 
 def _run(cfg: CartAbandonmentConfig) -> None:
     env = make_env(cfg.job_name, {**cfg.flink, "parallelism.default": 2})
-    sinks = CartSinks(
+    sinks = JobSinks(
         triggers=kafka_sink(cfg.kafka, cfg.topics.triggers, exactly_once=True, transactional_id_prefix=cfg.job_name),
         dead_letter=kafka_sink(cfg.kafka, cfg.topics.dead_letter, exactly_once=False, transactional_id_prefix=""),
     )

@@ -1,71 +1,22 @@
-"""Thin Flink wrappers around the pure logic: read state, call the step function, carry out its decision.
-
-The only module under ``udfs/`` that imports pyflink; everything it calls is tested without Flink.
-"""
+"""The cart abandonment operator: keyed state, one event-time timer, the profile's cart in Redis."""
 
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Iterator
 from typing import Any
 
 from pyflink.common import Row, Types
 from pyflink.common.time import Time
-from pyflink.common.watermark_strategy import TimestampAssigner
-from pyflink.datastream import KeyedProcessFunction, OutputTag, ProcessFunction, RuntimeContext
+from pyflink.datastream import KeyedProcessFunction, RuntimeContext
 from pyflink.datastream.state import StateTtlConfig, ValueStateDescriptor
 
 from connectors.redis import ProfileStore
 from udfs.cart import CartDecision, CartPolicy, CartState, apply_event, fire_timer
 from udfs.events import InvalidEvent, dead_letter_record, parse_event
+from udfs.flink.parse import DEAD_LETTER, LATE, late_record
 
-__all__ = [
-    "DEAD_LETTER",
-    "LATE",
-    "PARSED_EVENT",
-    "CartAbandonmentFunction",
-    "EventTime",
-    "ParseEvents",
-]
-
-log = logging.getLogger(__name__)
-
-# A parsed event between operators: the key, the event time, and the original JSON.
-PARSED_EVENT = Types.ROW_NAMED(
-    ["person_id", "event_time_ms", "payload"], [Types.STRING(), Types.LONG(), Types.STRING()]
-)
-DEAD_LETTER = OutputTag("dead-letter", Types.STRING())
-LATE = OutputTag("late", Types.STRING())
-
-
-class ParseEvents(ProcessFunction):
-    """Validates each Kafka record; bad ones go to the dead-letter side output with the reason."""
-
-    def __init__(self, stage: str) -> None:
-        self.stage = stage
-
-    def open(self, runtime_context: RuntimeContext) -> None:
-        metrics = runtime_context.get_metrics_group()
-        self.parsed = metrics.counter("events_parsed")
-        self.rejected = metrics.counter("events_rejected")
-
-    def process_element(self, value: str, ctx: ProcessFunction.Context) -> Iterator[Any]:
-        try:
-            event = parse_event(value)
-        except InvalidEvent as exc:
-            self.rejected.inc()
-            yield DEAD_LETTER, dead_letter_record(value, exc, self.stage).decode()
-            return
-        self.parsed.inc()
-        yield Row(event.person_id, event.event_time_ms, value)
-
-
-class EventTime(TimestampAssigner):
-    """Event time is the event's own (collector-corrected) timestamp, never arrival time."""
-
-    def extract_timestamp(self, value: Row, record_timestamp: int) -> int:
-        return int(value[1])
+__all__ = ["CartAbandonmentFunction"]
 
 
 class CartAbandonmentFunction(KeyedProcessFunction):
@@ -107,8 +58,7 @@ class CartAbandonmentFunction(KeyedProcessFunction):
         watermark = ctx.timer_service().current_watermark()
         if ctx.timestamp() < watermark:
             self.late_events.inc()
-            reason = InvalidEvent("timestamp", f"late: {watermark - ctx.timestamp()} ms behind the watermark")
-            yield LATE, dead_letter_record(payload, reason, f"{self.stage}.late").decode()
+            yield LATE, late_record(payload, ctx.timestamp(), watermark, f"{self.stage}.late")
             return
         state = self._load()
         try:
@@ -150,6 +100,16 @@ class CartAbandonmentFunction(KeyedProcessFunction):
             self._write_profile(person_id, after, at_ms)
         for trigger in decision.triggers:
             self.triggers_fired.inc()
+            assert self.profiles is not None
+            self.profiles.record_trigger(
+                person_id,
+                {
+                    "trigger_id": trigger.trigger_id,
+                    "trigger_type": trigger.trigger_type,
+                    "template": trigger.template,
+                    "fired_at_ms": trigger.fired_at_ms,
+                },
+            )
             yield trigger.to_json().decode()
 
     def _write_profile(self, person_id: str, state: CartState | None, at_ms: int) -> None:

@@ -1,0 +1,90 @@
+"""Intent scoring: session windows score each person's engagement and purchase intent into the profile.
+
+clickstream.events ─► parse ─► watermarks ─► key_by(person) ─► session window ─► IntentWindowFunction
+                        │                                      │                  ├─ scores ─► Redis profile
+                        │                                      │                  └─ triggers ─► email.triggers
+                        └── bad records ──────┬──── late ──────┘
+                                              └─► clickstream.dlq
+
+The window fires on every event (fresh scores) and once at the session's end (triggers); the
+formula is documented in udfs/intent.py and its weights are in flink-conf/jobs/intent_scoring.yaml.
+
+Where state could leak: none beyond the open session windows, which Flink drops when the watermark
+passes their end; the profile hash expires after ``redis.profile_ttl`` of silence.
+"""
+
+from __future__ import annotations
+
+from pyflink.common import Time, Types
+from pyflink.datastream import DataStream, OutputTag, StreamExecutionEnvironment
+from pyflink.datastream.connectors import Source
+from pyflink.datastream.window import EventTimeSessionWindows
+
+from jobs.clickstream import parsed_events
+from jobs.config import IntentScoringConfig
+from jobs.runner import JobSinks, run_job
+from udfs.flink.intent import FireOnEveryEvent, IntentWindowFunction
+from udfs.flink.parse import LateToDeadLetter, parsed_event_type
+from udfs.intent import BrowsePolicy, IntentWeights
+
+DEFAULT_CONFIG = "flink-conf/jobs/intent_scoring.yaml"
+
+
+def weights_from(cfg: IntentScoringConfig) -> IntentWeights:
+    w = cfg.weights
+    return IntentWeights(
+        view=w.view,
+        cart_view=w.cart_view,
+        cart_add=w.cart_add,
+        checkout=w.checkout,
+        repeat_view=w.repeat_view,
+        category_view=w.category_view,
+        half_life_ms=w.half_life,
+        scale=w.scale,
+    )
+
+
+def policy_from(cfg: IntentScoringConfig) -> BrowsePolicy:
+    b = cfg.browse
+    return BrowsePolicy(
+        min_product_views=b.min_product_views,
+        min_category_views=b.min_category_views,
+        high_intent_threshold=b.high_intent_threshold,
+        recent_products=b.recent_products,
+        top_categories=b.top_categories,
+    )
+
+
+def build(env: StreamExecutionEnvironment, cfg: IntentScoringConfig, source: Source, sinks: JobSinks) -> DataStream:
+    """Wire the job; returns the trigger stream."""
+    events, rejected = parsed_events(env, source, cfg.topics.events, cfg.event_time, f"{cfg.job_name}.parse")
+    late_events = OutputTag("late-events", parsed_event_type())
+    scored = (
+        events.key_by(lambda event: event[0], key_type=Types.STRING())
+        .window(EventTimeSessionWindows.with_gap(Time.milliseconds(cfg.session.gap)))
+        .trigger(FireOnEveryEvent())
+        .side_output_late_data(late_events)
+        .process(
+            IntentWindowFunction(
+                weights=weights_from(cfg),
+                policy=policy_from(cfg),
+                redis_url=cfg.redis.url,
+                key_prefix=cfg.redis.key_prefix,
+                ttl_ms=cfg.redis.profile_ttl,
+            ),
+            output_type=Types.STRING(),
+        )
+        .uid("sessions")
+    )
+    scored.sink_to(sinks.triggers).uid("triggers-sink")
+    late = scored.get_side_output(late_events).map(LateToDeadLetter(f"{cfg.job_name}.late"), Types.STRING())
+    rejected.union(late).sink_to(sinks.dead_letter).uid("dead-letter-sink")
+    return scored
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_job(argv, __doc__, DEFAULT_CONFIG, IntentScoringConfig, build)
+
+
+if __name__ == "__main__":
+    main()

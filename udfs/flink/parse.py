@@ -1,0 +1,85 @@
+"""The shared front of every clickstream job: validate records, route bad ones, read event time."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+from pyflink.common import Row, Types
+from pyflink.common.typeinfo import RowTypeInfo
+from pyflink.common.watermark_strategy import TimestampAssigner
+from pyflink.datastream import MapFunction, OutputTag, ProcessFunction, RuntimeContext
+
+from udfs.events import InvalidEvent, dead_letter_record, parse_event
+
+__all__ = [
+    "DEAD_LETTER",
+    "LATE",
+    "PARSED_EVENT",
+    "EventTime",
+    "LateToDeadLetter",
+    "ParseEvents",
+    "late_record",
+    "parsed_event_type",
+]
+
+log = logging.getLogger(__name__)
+
+
+# A parsed event between operators: the key, the event time, and the original JSON.
+def parsed_event_type() -> RowTypeInfo:
+    """A fresh type each call: PyFlink pickles a window's late-data tag with its type, and a type that was
+    already handed to Java holds a py4j object that cannot be pickled."""
+    return Types.ROW_NAMED(["person_id", "event_time_ms", "payload"], [Types.STRING(), Types.LONG(), Types.STRING()])
+
+
+PARSED_EVENT = parsed_event_type()
+DEAD_LETTER = OutputTag("dead-letter", Types.STRING())
+LATE = OutputTag("late", Types.STRING())
+
+
+class ParseEvents(ProcessFunction):
+    """Validates each Kafka record; bad ones go to the dead-letter side output with the reason."""
+
+    def __init__(self, stage: str) -> None:
+        self.stage = stage
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        metrics = runtime_context.get_metrics_group()
+        self.parsed = metrics.counter("events_parsed")
+        self.rejected = metrics.counter("events_rejected")
+
+    def process_element(self, value: str, ctx: ProcessFunction.Context) -> Iterator[Any]:
+        try:
+            event = parse_event(value)
+        except InvalidEvent as exc:
+            self.rejected.inc()
+            yield DEAD_LETTER, dead_letter_record(value, exc, self.stage).decode()
+            return
+        self.parsed.inc()
+        yield Row(event.person_id, event.event_time_ms, value)
+
+
+class EventTime(TimestampAssigner):
+    """Event time is the event's own (collector-corrected) timestamp, never arrival time."""
+
+    def extract_timestamp(self, value: Row, record_timestamp: int) -> int:
+        return int(value[1])
+
+
+def late_record(payload: str, event_time_ms: int, watermark_ms: int, stage: str) -> str:
+    """A late event as a dead letter: kept as data with how late it was, never dropped silently."""
+    reason = InvalidEvent("timestamp", f"late: {watermark_ms - event_time_ms} ms behind the watermark")
+    return dead_letter_record(payload, reason, stage).decode()
+
+
+class LateToDeadLetter(MapFunction):
+    """For window operators, whose late elements arrive as the parsed row on a side output."""
+
+    def __init__(self, stage: str) -> None:
+        self.stage = stage
+
+    def map(self, value: Row) -> str:
+        reason = InvalidEvent("timestamp", "late: behind the watermark when its session window had closed")
+        return dead_letter_record(value[2], reason, self.stage).decode()
