@@ -20,7 +20,8 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from demo.clickstream import bad_records, sample_clickstream, shoppers
 from jobs.cart_abandonment import DEFAULT_CONFIG
 from jobs.config import CartAbandonmentConfig, load_config
-from sandbox.settings import PROJECT_ROOT, load_settings
+from sandbox.jobs import JOBS
+from sandbox.settings import PROJECT_ROOT, SandboxSettings, load_settings
 
 SHOPPERS = 40
 DAY_MS = 86_400_000
@@ -53,6 +54,25 @@ def _read_since(bootstrap: str, since: dict[TopicPartition, int]) -> list[dict]:
         consumer.close()
 
 
+def _run_jobs(settings: SandboxSettings, from_timestamp_ms: int) -> bool:
+    """Every pipeline job, side by side, each on its own embedded cluster, over what was just sent."""
+    env = {**os.environ, **settings.env(), "FLINK_LOG_DIR": str(settings.logs_dir / "flink")}
+    running = []
+    for name, (script, config) in JOBS.items():
+        log_file = settings.logs_dir / f"demo-{name}.log"
+        argv = [sys.executable, str(PROJECT_ROOT / script), "--config", str(PROJECT_ROOT / config), "--bounded"]
+        argv += ["--from-timestamp", str(from_timestamp_ms)]
+        with open(log_file, "w") as log:
+            process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT, env=env)  # noqa: S603
+        running.append((name, process, log_file))
+    ok = True
+    for name, process, log_file in running:
+        if process.wait() != 0:
+            print(f"error: {name} failed (exit {process.returncode}); see {log_file}", file=sys.stderr)
+            ok = False
+    return ok
+
+
 def main() -> int:
     logging.basicConfig(level=logging.WARNING)
     settings = load_settings()
@@ -76,28 +96,9 @@ def main() -> int:
     producer.close()
     print(f"1/3 sent {len(events)} events from {SHOPPERS} shoppers ({dict(stories)}) and 3 broken records")
 
-    log_file = settings.logs_dir / "demo-cart_abandonment.log"
-    print(f"2/3 running the cart abandonment job on Flink's embedded local cluster (log: {log_file}) ...")
+    print(f"2/3 running {', '.join(JOBS)} on Flink's embedded local cluster (logs: {settings.logs_dir}/demo-*.log) ...")
     started = time.monotonic()
-    with open(log_file, "w") as log:
-        job = subprocess.run(  # noqa: S603 - our own script
-            [
-                sys.executable,
-                str(PROJECT_ROOT / "jobs" / "cart_abandonment.py"),
-                "--config",
-                str(PROJECT_ROOT / DEFAULT_CONFIG),
-                "--bounded",
-                "--from-timestamp",
-                str(produced_at),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=PROJECT_ROOT,
-            env={**os.environ, **settings.env(), "FLINK_LOG_DIR": str(settings.logs_dir / "flink")},
-            check=False,
-        )
-    if job.returncode != 0:
-        print(f"error: the job failed (exit {job.returncode}); see {log_file}", file=sys.stderr)
+    if not _run_jobs(settings, produced_at):
         return 1
     print(f"    done in {time.monotonic() - started:.0f} s")
 
@@ -109,21 +110,22 @@ def main() -> int:
     )
     store.close()
 
-    by_template = Counter(t["template"] for t in triggers)
+    by_template = Counter(t.get("template") or t["trigger_type"] for t in triggers)
     print("3/3 summary")
     print(f"    events in          {len(events) + 3}")
-    print(f"    dead-lettered      {len(dead)}  (topic {cfg.topics.dead_letter})")
-    for reason in sorted({d["error"] for d in dead}):
-        print(f"        - {reason[:100]}")
+    print(f"    dead-lettered      {len(dead)}  (topic {cfg.topics.dead_letter}; each job reports what it rejects)")
+    for (stage, reason), count in sorted(Counter((d["stage"], d["error"]) for d in dead).items()):
+        print(f"        - {count} × {stage}: {reason[:90]}")
     print(f"    profiles written   {profiles}  (Redis hashes {cfg.redis.key_prefix}<person>)")
     print(f"    triggers fired     {len(triggers)}  {dict(by_template)}  (topic {cfg.topics.triggers})")
-    if triggers:
-        sample = triggers[0]
+    carts = [t for t in triggers if t["trigger_type"] == "cart_abandonment"]
+    if carts:
+        sample = carts[0]
         print(
             f"    e.g. {sample['person_id']} ← {sample['template']}: "
             f"{len(sample['items'])} items, {sample['value']} {sample['currency']}, trigger_id {sample['trigger_id']}"
         )
-    person = triggers[0]["person_id"] if triggers else "<person>"
+    person = carts[0]["person_id"] if carts else "<person>"
     print(f"    look: redis-cli -p {settings.redis_port} HGETALL {cfg.redis.key_prefix}{person}")
     return 0
 

@@ -2,7 +2,7 @@
 
 Shoppers cycle through four stories, so the demo and the benchmarks know what should come out:
 ``abandons`` (adds to cart, leaves), ``buys`` (adds, then completes the order), ``changes`` (adds,
-removes one item later, leaves), ``browses`` (views pages only).
+removes one item later, leaves), ``browses`` (views one product three times, never adds it).
 """
 
 from __future__ import annotations
@@ -95,8 +95,10 @@ def events_of(shopper: Shopper, n: int, run_tag: str) -> Iterator[dict[str, Any]
         "timestamp": iso(t),
         "properties": {"path": f"/p/{first['product_id']}", "category": first["category"]},
     }
-    if shopper.story == "browses":
-        yield _track(shopper, run_tag, 1, t + MINUTE, "Product Viewed", {**_line(first, 1, cart_id)})
+    if shopper.story == "browses":  # keeps coming back to one product, never adds it: browse abandonment
+        for step in range(1, 4):
+            viewed = {**_line(first, 1, cart_id), "category": first["category"]}
+            yield _track(shopper, run_tag, step, t + step * MINUTE, "Product Viewed", viewed)
         return
     yield _track(shopper, run_tag, 1, t + MINUTE, "Product Added", _line(first, 1, cart_id))
     yield _track(shopper, run_tag, 2, t + 3 * MINUTE, "Product Added", _line(second, 2, cart_id))

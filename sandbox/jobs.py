@@ -16,6 +16,7 @@ __all__ = ["JOBS", "job_processes"]
 # job name → (entry script, job config)
 JOBS: dict[str, tuple[str, str]] = {
     "cart_abandonment": ("jobs/cart_abandonment.py", "flink-conf/jobs/cart_abandonment.yaml"),
+    "intent_scoring": ("jobs/intent_scoring.py", "flink-conf/jobs/intent_scoring.yaml"),
 }
 
 
