@@ -23,8 +23,14 @@ _DEFAULT_JARS_DIR = PROJECT_ROOT / ".sandbox" / "jars" / "flink"
 
 
 def connector_jars() -> list[Path]:
-    """The Kafka connector jar: ``$FLINK_CONNECTOR_JARS`` (colon-separated) or the one ``make jars`` fetched."""
+    """The Kafka connector jar: ``$FLINK_CONNECTOR_JARS`` (colon-separated) or the one ``make jars`` fetched.
+
+    ``FLINK_CONNECTOR_JARS=provided`` means the cluster already has it (``flink run --jarfile``, or the jar in
+    Flink's ``lib/``), so the job adds none.
+    """
     listed = os.environ.get("FLINK_CONNECTOR_JARS")
+    if listed == "provided":
+        return []
     jars = [Path(p) for p in listed.split(":") if p] if listed else sorted(_DEFAULT_JARS_DIR.glob("*.jar"))
     missing = [str(j) for j in jars if not j.is_file()]
     if not jars or missing:
@@ -41,9 +47,11 @@ def make_env(job_name: str, options: Mapping[str, object]) -> StreamExecutionEnv
     defaults: dict[str, str] = {
         "python.executable": sys.executable,
         "pipeline.name": job_name,
-        "pipeline.jars": ";".join(j.resolve().as_uri() for j in connector_jars()),
+        "pipeline.jars": ";".join(j.resolve().as_uri() for j in connector_jars()),  # empty: none to add
         "execution.checkpointing.dir": (PROJECT_ROOT / ".sandbox" / "checkpoints" / job_name).as_uri(),
     }
+    if not defaults["pipeline.jars"]:
+        del defaults["pipeline.jars"]
     merged = {**defaults, **{key: _flink_value(value) for key, value in options.items()}}
     if merged.get("python.execution-mode") == "thread" and "python.pythonpath" not in merged:
         merged["python.pythonpath"] = sysconfig.get_paths()["purelib"]
