@@ -6,20 +6,15 @@ clean shutdown, open Kafka transactions left behind, exactly what a lost TaskMan
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
-import yaml
 from kafka import KafkaProducer
 
-from sandbox.settings import PROJECT_ROOT
 from tests.support.events import BEGINNING, DAY, HOUR, MINUTE, as_json, page_viewed, product_added
+from tests.support.jobs import job_config, running_job, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -28,37 +23,14 @@ PEOPLE_AFTER = [f"late-{n}" for n in range(6)]
 
 
 def _job_config(tmp_path: Path, run_id: str, topics: dict[str, str], recovery: str | None) -> Path:
-    base = yaml.safe_load((PROJECT_ROOT / "flink-conf/jobs/cart_abandonment.yaml").read_text())
-    base["job_name"] = f"restart-{run_id}"
-    base["kafka"].update({"group_id": f"restart-{run_id}", "starting_offsets": "earliest", "bounded": False})
-    base["topics"] = topics
-    base["redis"]["key_prefix"] = f"restart-{run_id}:profile:"
-    base["event_time"]["idleness"] = "2s"
-    base["flink"].update(
-        {
-            "execution.checkpointing.interval": "2s",
-            "execution.checkpointing.dir": (tmp_path / "checkpoints").as_uri(),
-            "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
-            "restart-strategy.type": "none",
-        }
-    )
+    flink = {
+        "execution.checkpointing.interval": "2s",
+        "execution.checkpointing.dir": (tmp_path / "checkpoints").as_uri(),
+        "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
+    }
     if recovery:
-        base["flink"]["execution.state-recovery.path"] = recovery
-    path = tmp_path / ("resume.yaml" if recovery else "first.yaml")
-    path.write_text(yaml.safe_dump(base))
-    return path
-
-
-def _start_job(config: Path, log: Path) -> subprocess.Popen[bytes]:
-    with open(log, "ab") as out:
-        return subprocess.Popen(  # noqa: S603
-            [sys.executable, str(PROJECT_ROOT / "jobs/cart_abandonment.py"), "--config", str(config)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=PROJECT_ROOT,
-            start_new_session=True,
-            env={**os.environ, "FLINK_LOG_DIR": str(log.parent / "flink")},
-        )
+        flink["execution.state-recovery.path"] = recovery
+    return job_config("cart_abandonment", tmp_path, f"restart-{run_id}", topics, flink)
 
 
 def _completed_checkpoints(root: Path) -> list[Path]:
@@ -100,12 +72,8 @@ def test_restore_after_sigkill_emits_every_trigger_exactly_once(kafka, redis_cli
         checkpoints = _completed_checkpoints(checkpoints_dir)
         return len(kafka.read_json(topics["triggers"])) >= 4 and bool(checkpoints) and _number(checkpoints[-1]) >= 2
 
-    job = _start_job(_job_config(tmp_path, run_id, topics, recovery=None), log)
-    try:
-        _wait_for(crash_ready, job, log, "triggers and two checkpoints")
-    finally:
-        os.killpg(job.pid, signal.SIGKILL)
-        job.wait(timeout=30)
+    with running_job("cart_abandonment", _job_config(tmp_path, run_id, topics, recovery=None), log) as job:
+        wait_for(crash_ready, [job], log, "triggers and two checkpoints")
     before_crash = kafka.read_json(topics["triggers"])
     checkpoint = _completed_checkpoints(checkpoints_dir)[-1]
 
@@ -119,13 +87,10 @@ def test_restore_after_sigkill_emits_every_trigger_exactly_once(kafka, redis_cli
     def all_fired() -> bool:
         return len(kafka.read_json(topics["triggers"])) >= len(expected)
 
-    resumed = _start_job(_job_config(tmp_path, run_id, topics, recovery=checkpoint.as_uri()), log)
-    try:
-        _wait_for(all_fired, resumed, log, f"{len(expected)} committed triggers")
+    resumed_config = _job_config(tmp_path, run_id, topics, recovery=checkpoint.as_uri())
+    with running_job("cart_abandonment", resumed_config, log) as resumed:
+        wait_for(all_fired, [resumed], log, f"{len(expected)} committed triggers")
         time.sleep(5)  # a few more checkpoints: anything emitted twice would be committed by now
-    finally:
-        os.killpg(resumed.pid, signal.SIGKILL)
-        resumed.wait(timeout=30)
 
     triggers = kafka.read_json(topics["triggers"])
     counts = Counter(t["trigger_id"] for t in triggers)
@@ -136,13 +101,3 @@ def test_restore_after_sigkill_emits_every_trigger_exactly_once(kafka, redis_cli
     assert 4 <= len(before_crash) < len(expected)
     first = next(t for t in triggers if t["person_id"] == "early-0" and t["reminder_index"] == 1)
     assert first["fired_at_ms"] == BEGINNING + 5 * MINUTE + HOUR
-
-
-def _wait_for(condition, job: subprocess.Popen[bytes], log: Path, what: str, timeout_s: float = 300) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        assert job.poll() is None, f"the job exited (code {job.returncode}) while waiting for {what}; see {log}"
-        time.sleep(1)
-    pytest.fail(f"no {what} within {timeout_s:.0f} s; see {log}")

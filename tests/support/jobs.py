@@ -1,0 +1,76 @@
+"""Run a job as its own process, as ``make run`` does, so a test can feed it live and kill it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from sandbox.settings import PROJECT_ROOT
+
+
+def job_config(job: str, tmp_path: Path, name: str, topics: dict[str, str], flink: dict[str, Any]) -> Path:
+    """The shipped config of ``job`` with this test's topics, group, Redis prefix and Flink options."""
+    cfg = yaml.safe_load((PROJECT_ROOT / f"flink-conf/jobs/{job}.yaml").read_text())
+    cfg["job_name"] = name
+    cfg["kafka"].update({"group_id": name, "starting_offsets": "earliest", "bounded": False})
+    cfg["topics"] = topics
+    cfg["redis"]["key_prefix"] = f"{name}:profile:"
+    cfg["event_time"]["idleness"] = "2s"
+    cfg["flink"].update({"restart-strategy.type": "none", **flink})
+    path = tmp_path / f"{name}-{len(list(tmp_path.glob('*.yaml')))}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def start_job(job: str, config: Path, log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "ab") as out:
+        return subprocess.Popen(  # noqa: S603
+            [sys.executable, str(PROJECT_ROOT / f"jobs/{job}.py"), "--config", str(config)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=PROJECT_ROOT,
+            start_new_session=True,
+            env={**os.environ, "FLINK_LOG_DIR": str(log.parent / "flink")},
+        )
+
+
+def kill(job: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the job's whole process group: no clean shutdown, like a lost machine."""
+    try:
+        os.killpg(job.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    job.wait(timeout=30)
+
+
+@contextmanager
+def running_job(job: str, config: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    process = start_job(job, config, log)
+    try:
+        yield process
+    finally:
+        kill(process)
+
+
+def wait_for(
+    condition: Callable[[], bool], jobs: list[subprocess.Popen[bytes]], log: Path, what: str, timeout_s: float = 300
+) -> None:
+    """Poll ``condition``; fail at once, naming the log, if a job exits instead."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        for job in jobs:
+            assert job.poll() is None, f"a job exited (code {job.returncode}) while waiting for {what}; see {log}"
+        time.sleep(1)
+    pytest.fail(f"no {what} within {timeout_s:.0f} s; see {log}")
