@@ -7,11 +7,13 @@ import json
 import pytest
 
 from connectors.kafka import kafka_sink, kafka_source
-from jobs.cart_abandonment import DEFAULT_CONFIG, build
+from jobs.cart_abandonment import DEFAULT_CONFIG, build, policy_from
 from jobs.config import CartAbandonmentConfig, load_config
 from jobs.flink_env import make_env
 from jobs.runner import JobSinks
 from tests.support.events import BEGINNING, HOUR, MINUTE, as_json, order_completed, product_added
+from udfs.cart import apply_event
+from udfs.events import parse_event
 
 pytestmark = pytest.mark.integration
 
@@ -59,7 +61,7 @@ def test_carts_become_reminders_profiles_and_dead_letters(kafka, redis_client, r
         product_added("cy", t0 + 5 * MINUTE, product_id="bag", price=50.0),
         product_added("cy", t0 + 2 * MINUTE, product_id="pen", price=1.5),
     ]
-    records = [as_json(e) for e in events]
+    records = [as_json(e) for e in events] + [as_json(events[1])]  # ann's second add, sent twice
     records += [b"{not json", as_json({**events[0], "userId": None, "anonymousId": None, "messageId": "x"})]
     kafka.produce(cfg.topics.events, records)
 
@@ -84,7 +86,18 @@ def test_carts_become_reminders_profiles_and_dead_letters(kafka, redis_client, r
     assert all(d["stage"] == f"{cfg.job_name}.parse" and d["error"] for d in dead)
     assert any(d["payload"] == "{not json" for d in dead)
 
+    # The profiles hold what the udfs compute for the same events, in any order.
     prefix = cfg.redis.key_prefix
+    policy = policy_from(cfg)
+    for person in ("ann", "cy"):
+        state = None
+        for event in (e for e in events if e["userId"] == person):
+            state = apply_event(state, parse_event(as_json(event)), policy).state
+        stored = json.loads(redis_client.hget(f"{prefix}{person}", "cart"))
+        assert stored["value"] == state.value
+        assert {i["product_id"]: i["quantity"] for i in stored["items"]} == {
+            pid: item.quantity for pid, item in state.items.items()
+        }
     ann = redis_client.hgetall(f"{prefix}ann")
     assert json.loads(ann["cart"])["value"] == 90.0
     assert int(ann["cart_updated_ms"]) == t0 + 10 * MINUTE
