@@ -22,8 +22,16 @@ class ConnectorError(PipelineError):
 
 
 class TransientError(ConnectorError):
-    """The same call may succeed later."""
+    """The same call may succeed later; ``retry_after`` (seconds) is the other side's hint, if it gave one."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class PermanentError(ConnectorError):
-    """The same call will fail again; the record goes to a dead-letter topic."""
+    """The same call will fail again; the record goes to a dead-letter topic with ``detail`` (the answer)."""
+
+    def __init__(self, message: str, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.detail = detail
