@@ -10,13 +10,13 @@ JARS_STAMP  := $(SANDBOX)/jars/.fetched
 VENV_STAMP  := $(VENV)/.installed
 DEPS_STAMP  := $(SANDBOX)/.system-deps
 
-.PHONY: help deps jars venv up down status run stop-jobs demo test test-unit test-int lint clean
+.PHONY: help deps jars venv up down status run stop-jobs demo test test-unit test-int lint clean e2e bench-collector
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 deps: $(DEPS_STAMP) ## system packages: Java 17+, Maven, redis-server (apt-get when missing)
-$(DEPS_STAMP):
+$(DEPS_STAMP): scripts/install-system-deps.sh
 	@bash scripts/install-system-deps.sh
 	@mkdir -p $(SANDBOX) && touch $@
 
@@ -66,9 +66,25 @@ test-unit: venv ## unit tests only: no JVM, no services, seconds
 test-int: deps jars venv ## integration tests against real Kafka, Redis and PyFlink
 	$(PY) -m pytest -m integration
 
+e2e: deps jars venv ## the demo shop in headless Chromium, through the collector to Kafka
+	$(PY) -m pytest tests/e2e
+
+bench-collector: up ## load the collector on loopback; JSON in bench/results/ (see BENCHMARKS.md)
+	$(PY) bench/collector_load.py
+
 lint: venv ## ruff
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
 clean: down ## remove the sandbox's data and logs (keeps the jars and the venv)
 	rm -rf $(SANDBOX)/data $(SANDBOX)/logs $(SANDBOX)/checkpoints $(SANDBOX)/run $(SANDBOX)/kafka
+
+.PHONY: cluster-up cluster-run cluster-down
+cluster-up: up ## a standalone Flink cluster from the pip-installed Flink (web UI on 127.0.0.1:8081)
+	@$(PY) -m sandbox.cluster up
+
+cluster-run: cluster-up ## submit every job to it with `flink run -py`, detached
+	@$(PY) -m sandbox.cluster run
+
+cluster-down: ## stop that cluster
+	@$(PY) -m sandbox.cluster down

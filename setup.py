@@ -10,8 +10,9 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.11,<3.13",
-    packages=find_packages(include=["jobs*", "udfs*", "connectors*", "sandbox*", "demo*"]),
+    packages=find_packages(include=["jobs*", "udfs*", "connectors*", "sandbox*", "demo*", "collector*"]),
     include_package_data=True,
+    package_data={"collector": ["static/*.js", "static/shop/*"]},
     install_requires=[
         # Flink 2.2.1 pins its own numpy/pandas/apache-beam; redis<6 comes from apache-beam.
         "apache-flink==2.2.1",
@@ -22,11 +23,27 @@ setup(
         "requests==2.34.2",
         "pydantic==2.14.3",
         "pyyaml==6.0.4",
+        # delivery: retry schedules and circuit breakers from maintained libraries (README, "Delivery")
+        "tenacity==9.2.1",
+        "pybreaker==1.4.1",
+        # collector/: see README, "Collector"
+        "starlette==1.10.0",
+        "uvicorn==0.54.0",
+        "uvloop==0.23.0",
+        "httptools==0.9.0",
+        "aiokafka==0.14.0",
+        "cramjam==2.14.0",  # aiokafka's lz4 codec
+        "prometheus-client==0.26.0",
+        "pydantic-settings==2.16.3",
     ],
     extras_require={
         "dev": [
             "pytest==9.2.0",
             "ruff==0.17.5",
+            "httpx2==2.16.2",  # starlette's TestClient
+            "selenium==4.51.0",  # drives Debian's chromium through /usr/bin/chromedriver; never downloads
+            "segment-analytics-python==2.4.0",  # the real SDKs, pointed at the collector
+            "rudder-sdk-python==2.1.9",
         ],
     },
 )

@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 
+from sandbox.collector import collector_url
 from sandbox.jobs import job_processes
 from sandbox.process import ServiceError
 from sandbox.services import SERVICES, start_all, status, stop_all
@@ -31,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
             for topic in result.topics_created:
                 print(f"created topic {topic}")
             print(f"Kafka: {settings.kafka_bootstrap}   Redis: {settings.redis_url}   logs: {settings.logs_dir}")
+            print(f"Collector: {collector_url(settings)}/v1/   demo shop: {collector_url(settings)}/shop/")
         elif args.command == "down":
             stopped = [job.name for job in job_processes(settings) if not names and job.stop()]
             stopped += stop_all(settings, names)

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sandbox.collector import collector_port, collector_process
 from sandbox.kafka import create_topics, kafka_process
 from sandbox.process import ManagedProcess, port_is_open
 from sandbox.redis import redis_process
@@ -21,6 +22,7 @@ ServiceFactory = Callable[[SandboxSettings], ManagedProcess]
 SERVICES: dict[str, ServiceFactory] = {
     "redis": redis_process,
     "kafka": kafka_process,
+    "collector": collector_process,
 }
 
 
@@ -69,5 +71,5 @@ def status(s: SandboxSettings) -> dict[str, str]:
 
 def _describe(name: str, s: SandboxSettings) -> ManagedProcess:
     """A process description for stop/status, without the side effects of preparing a start."""
-    port = {"redis": s.redis_port, "kafka": s.kafka_port}[name]
+    port = {"redis": s.redis_port, "kafka": s.kafka_port, "collector": collector_port()}[name]
     return ManagedProcess(name=name, argv=[], run_dir=s.run_dir, logs_dir=s.logs_dir, host=s.host, port=port)

@@ -8,9 +8,12 @@ java_major() { java -version 2>&1 | sed -nE 's/.*version "([0-9]+).*/\1/p' | hea
 if ! command -v java >/dev/null || [ "$(java_major)" -lt 17 ]; then need+=(openjdk-17-jdk-headless); fi
 command -v mvn >/dev/null || need+=(maven)
 command -v redis-server >/dev/null || need+=(redis-server)
+# headless Chromium and its driver for the collector's browser test (tests/e2e); Selenium never downloads one
+command -v chromium >/dev/null || need+=(chromium)
+command -v chromedriver >/dev/null || need+=(chromium-driver)
 
 if [ ${#need[@]} -eq 0 ]; then
-  echo "system packages: Java $(java_major), Maven and redis-server are present"
+  echo "system packages: Java $(java_major), Maven, redis-server and Chromium are present"
   exit 0
 fi
 if ! command -v apt-get >/dev/null; then

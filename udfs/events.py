@@ -55,7 +55,8 @@ class InvalidEvent(ValueError):
 class ClickEvent:
     """A validated event, reduced to what the stateful steps need.
 
-    :param person_id: ``userId`` when it is a non-blank string, else ``anonymousId``; the key for state.
+    :param person_id: the collector's ``personId`` when it is a non-blank string, else ``userId`` when it is,
+        else ``anonymousId``; the key for state.
     :param name: the track ``event`` or the page/screen ``name``; ``""`` when there is none.
     :param event_time_ms: the event's ``timestamp`` in epoch milliseconds (UTC).
     :param properties: the event's ``properties`` object, not copied; treat it as read-only.
@@ -155,7 +156,9 @@ def _person_id(doc: Mapping[str, Any]) -> str:
     # Both are checked even when userId is usable: a numeric id anywhere means the producer needs fixing.
     user_id = _identity(doc, "userId")
     anonymous_id = _identity(doc, "anonymousId")
-    person_id = user_id or anonymous_id
+    # The collector adds personId, its resolved identity (an anonymousId linked by identify/alias to a userId).
+    resolved = doc.get("personId")
+    person_id = (resolved if isinstance(resolved, str) and resolved.strip() else None) or user_id or anonymous_id
     if person_id is None:
         raise InvalidEvent("userId", "missing; an event needs a non-empty userId or anonymousId")
     return person_id

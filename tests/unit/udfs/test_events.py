@@ -53,6 +53,19 @@ def test_person_falls_back_to_the_anonymous_id(user_id):
     assert parsed.person_id == "anon-7"
 
 
+def test_the_collectors_person_id_wins_over_user_and_anonymous_ids():
+    parsed = parse_event(_broken(userId=None, anonymousId="anon-7", personId="ann"))
+
+    assert parsed.person_id == "ann"
+
+
+@pytest.mark.parametrize("person_id", [None, "", "   ", 7])
+def test_an_unusable_person_id_falls_back_to_the_user_id(person_id):
+    parsed = parse_event(_broken(personId=person_id))
+
+    assert parsed.person_id == "ann"
+
+
 def test_timestamps_with_an_offset_are_converted_to_utc():
     parsed = parse_event(_broken(timestamp="2026-01-01T02:05:00.250+02:00"))
 
