@@ -6,6 +6,7 @@ clickstream.events ─► parse ─► watermarks ─► key_by(person) ─► s
                         └── bad records ──────┬──── late ──────┘
                                               └─► clickstream.dlq
 
+Identify calls also set the profile's email, name and time zone (udfs/traits.py), which delivery uses.
 The window fires on every event (fresh scores) and once at the session's end (triggers); the
 formula is documented in udfs/intent.py and its weights are in flink-conf/jobs/intent_scoring.yaml.
 
@@ -20,11 +21,13 @@ from pyflink.datastream import DataStream, OutputTag, StreamExecutionEnvironment
 from pyflink.datastream.connectors import Source
 from pyflink.datastream.window import EventTimeSessionWindows
 
+from connectors.discard import discarding_sink
 from jobs.clickstream import parsed_events
 from jobs.config import IntentScoringConfig
 from jobs.runner import JobSinks, run_job
 from udfs.flink.intent import FireOnEveryEvent, IntentWindowFunction
 from udfs.flink.parse import LateToDeadLetter, parsed_event_type
+from udfs.flink.traits import WriteTraits
 from udfs.intent import BrowsePolicy, IntentWeights
 
 DEFAULT_CONFIG = "flink-conf/jobs/intent_scoring.yaml"
@@ -77,6 +80,10 @@ def build(env: StreamExecutionEnvironment, cfg: IntentScoringConfig, source: Sou
         .uid("sessions")
     )
     scored.sink_to(sinks.triggers).uid("triggers-sink")
+    traits = events.flat_map(
+        WriteTraits(cfg.redis.url, cfg.redis.key_prefix, cfg.redis.profile_ttl), output_type=Types.STRING()
+    ).uid("traits")
+    traits.sink_to(discarding_sink()).uid("traits-end")
     late = scored.get_side_output(late_events).map(LateToDeadLetter(f"{cfg.job_name}.late"), Types.STRING())
     rejected.union(late).sink_to(sinks.dead_letter).uid("dead-letter-sink")
     return scored

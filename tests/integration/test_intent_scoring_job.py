@@ -82,3 +82,25 @@ def test_sessions_become_scores_and_browse_triggers(kafka, redis_client, run_id)
     assert json.loads(redis_client.hget(f"{prefix}viv", "recently_viewed")) == ["lamp"]
     history = redis_client.zrange(f"{prefix}viv:triggers", 0, -1)
     assert [json.loads(h)["trigger_id"] for h in history] == [viv_trigger["trigger_id"]]
+
+
+def test_identify_traits_reach_the_profile(kafka, redis_client, run_id):
+    cfg = _config(run_id)
+    kafka.create_topics(cfg.topics.events, cfg.topics.dead_letter, cfg.topics.triggers)
+    identify = {
+        "type": "identify",
+        "userId": "ida",
+        "messageId": f"id-{run_id}",
+        "timestamp": "2026-01-01T00:00:00.000Z",
+        "traits": {"email": "Ida@Example.com", "firstName": "Ida", "timezone": "Europe/Berlin"},
+    }
+    kafka.produce(cfg.topics.events, [as_json(identify)])
+    env = make_env(cfg.job_name, {**cfg.flink, "parallelism.default": 1})
+    build(env, cfg, kafka_source(cfg.kafka, cfg.topics.events), kafka_job_sinks(cfg))
+    env.execute(cfg.job_name)
+
+    profile = redis_client.hgetall(f"{cfg.redis.key_prefix}ida")
+    assert profile["email"] == "ida@example.com"
+    assert profile["first_name"] == "Ida"
+    assert profile["timezone"] == "Europe/Berlin"
+    assert profile["traits_updated_ms"] == str(BEGINNING)
