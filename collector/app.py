@@ -8,6 +8,7 @@
 ``GET /metrics``                       Prometheus text format
 ``GET /cartpulse.js``                  the browser tracker
 ``GET /shop/``                         the demo shop that uses it
+``GET|POST /unsubscribe?token=``       the signed unsubscribe link of every email (collector/unsubscribe.py)
 =====================================  ===================================================================
 
 Browsers post from the shop's origin, so the ``/v1`` routes answer CORS (``COLLECTOR_CORS_ORIGINS``).
@@ -39,7 +40,9 @@ from collector.config import CollectorSettings, load_settings
 from collector.errors import Reason
 from collector.handlers import Collector, HandlerOptions
 from collector.metrics import CollectorMetrics
+from collector.unsubscribe import UnsubscribePages
 from collector.wire import CALLS, IngestRequest
+from connectors.delivery_ledger import DeliveryLedger
 
 __all__ = ["STATIC_DIR", "create_app"]
 
@@ -143,8 +146,14 @@ def create_app(
             await producer.close()
             await state.close()
 
+    ledger = DeliveryLedger(settings.redis_url.get_secret_value(), settings.ledger_prefix)
+    secret = settings.unsubscribe_secret.get_secret_value().encode() if settings.unsubscribe_secret else None
+    unsubscribe = UnsubscribePages(secret, settings.unsubscribe_max_age_ms // 1000, ledger)
+
     routes = [
         Route("/v1/{call}", ingest, methods=["POST"]),
+        Route("/unsubscribe", unsubscribe.confirm, methods=["GET"]),
+        Route("/unsubscribe", unsubscribe.unsubscribe, methods=["POST"]),
         Route("/health", health, methods=["GET"]),
         Route("/metrics", metrics_page, methods=["GET"]),
         Route("/cartpulse.js", snippet, methods=["GET"]),

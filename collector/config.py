@@ -98,6 +98,12 @@ class CollectorSettings(BaseSettings):
     max_event_bytes: int = Field(32 * 1024, ge=1024)
     max_batch_bytes: int = Field(500 * 1024, ge=1024)
     cors_origins: str = "*"
+    # The unsubscribe link in every email lands here; the same secret signs it in the delivery job.
+    unsubscribe_secret: SecretStr | None = Field(None, repr=False, validation_alias=AliasChoices("UNSUBSCRIBE_SECRET"))
+    unsubscribe_max_age_ms: DurationMs = Field(
+        365 * 86_400_000, validation_alias=AliasChoices("COLLECTOR_UNSUBSCRIBE_MAX_AGE")
+    )
+    ledger_prefix: str = Field("delivery:", validation_alias=AliasChoices("DELIVERY_LEDGER_PREFIX"))
 
     @field_validator("kafka_compression")
     @classmethod

@@ -37,7 +37,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from connectors.errors import PermanentError, TransientError
 
-__all__ = ["DEFAULT_REDIS_TIMEOUT_S", "TRIGGER_HISTORY_LENGTH", "ProfileStore"]
+__all__ = ["DEFAULT_REDIS_TIMEOUT_S", "TRIGGER_HISTORY_LENGTH", "ProfileStore", "translate_redis_errors"]
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ class ProfileStore:
         self._client = redis.Redis.from_url(
             self.url, socket_timeout=DEFAULT_REDIS_TIMEOUT_S, socket_connect_timeout=DEFAULT_REDIS_TIMEOUT_S
         )
-        with _translated(f"connecting to Redis at {self.url}"):
+        with translate_redis_errors(f"connecting to Redis at {self.url}"):
             self._client.ping()
             self._write_guarded = self._client.register_script(_WRITE_GUARDED)
 
@@ -99,7 +99,7 @@ class ProfileStore:
         args: list[str | int] = [guard_field, guard_ms, self.ttl_ms]
         for name, value in fields.items():
             args += [name, value]
-        with _translated(f"writing the profile of {person_id!r}"):
+        with translate_redis_errors(f"writing the profile of {person_id!r}"):
             return bool(self._write_guarded(keys=[self.key(person_id)], args=args, client=client))
 
     def record_trigger(self, person_id: str, trigger: Mapping[str, Any]) -> None:
@@ -107,7 +107,7 @@ class ProfileStore:
         client = self._connected()
         key = f"{self.key(person_id)}:triggers"
         member = json.dumps(trigger, separators=(",", ":"), sort_keys=True)
-        with _translated(f"recording a trigger of {person_id!r}"):
+        with translate_redis_errors(f"recording a trigger of {person_id!r}"):
             pipe = client.pipeline(transaction=True)
             pipe.zadd(key, {member: int(trigger["fired_at_ms"])})
             pipe.zremrangebyrank(key, 0, -TRIGGER_HISTORY_LENGTH - 1)
@@ -116,7 +116,7 @@ class ProfileStore:
 
     def trigger_history(self, person_id: str) -> list[dict[str, Any]]:
         client = self._connected()
-        with _translated(f"reading the triggers of {person_id!r}"):
+        with translate_redis_errors(f"reading the triggers of {person_id!r}"):
             members = client.zrange(f"{self.key(person_id)}:triggers", 0, -1)
         return [json.loads(m) for m in members]
 
@@ -127,7 +127,7 @@ class ProfileStore:
 
     def read(self, person_id: str) -> dict[str, str]:
         client = self._connected()
-        with _translated(f"reading the profile of {person_id!r}"):
+        with translate_redis_errors(f"reading the profile of {person_id!r}"):
             raw = client.hgetall(self.key(person_id))
         return {k.decode(): v.decode() for k, v in raw.items()}
 
@@ -138,7 +138,7 @@ class ProfileStore:
 
 
 @contextmanager
-def _translated(doing: str) -> Iterator[None]:
+def translate_redis_errors(doing: str) -> Iterator[None]:
     """Turns redis-py exceptions into ours, in one place."""
     try:
         yield

@@ -18,6 +18,7 @@ __all__ = [
     "BrowseSettings",
     "CartAbandonmentConfig",
     "CartSettings",
+    "DeliveryConfig",
     "IntentScoringConfig",
     "SessionSettings",
     "Topics",
@@ -228,3 +229,109 @@ def load_config(path: Path | str, model: type[ModelT], overrides: dict[str, Any]
         return model.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, path)) from None
+
+
+class DeliveryTopics(_Section):
+    triggers: str = "email.triggers"
+    deliveries: str = "email.deliveries"
+    dead_letter: str = "email.dlq"
+
+
+class SendGridSettings(_Section):
+    api_key_env: str = "SENDGRID_API_KEY"
+    base_url: str = "https://api.sendgrid.com"
+
+
+class MailchimpSettings(_Section):
+    api_key_env: str = "MAILCHIMP_API_KEY"
+    base_url: str = "https://mandrillapp.com"
+
+
+class SmtpSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(587, ge=1, le=65535)
+    username_env: str | None = "SMTP_USERNAME"
+    password_env: str | None = "SMTP_PASSWORD"  # noqa: S105 - the name of a variable, not a secret
+    starttls: bool = True
+    verify_tls: bool = True
+
+
+class WebhookSettings(_Section):
+    url: str = "http://127.0.0.1:8025/webhook/email"
+    secret_env: str = "WEBHOOK_SECRET"  # noqa: S105 - the name of a variable, not a secret
+
+
+ProviderName = Literal["sendgrid", "mailchimp", "smtp", "webhook"]
+
+
+class ProviderSettings(_Section):
+    """Which provider sends, which take over when it stays down, and how to reach each."""
+
+    primary: ProviderName = "sendgrid"
+    fallbacks: list[ProviderName] = Field(default_factory=list)
+    sendgrid: SendGridSettings = SendGridSettings()
+    mailchimp: MailchimpSettings = MailchimpSettings()
+    smtp: SmtpSettings = SmtpSettings()
+    webhook: WebhookSettings = WebhookSettings()
+
+    @model_validator(mode="after")
+    def _distinct(self) -> ProviderSettings:
+        if self.primary in self.fallbacks:
+            raise ValueError(f"fallbacks repeat the primary provider {self.primary!r}")
+        return self
+
+
+class RetrySettings(_Section):
+    max_attempts: int = Field(4, ge=1)
+    budget: DurationMs = 15_000
+    initial_backoff: DurationMs = 500
+    max_backoff: DurationMs = 8_000
+    breaker_failures: int = Field(5, ge=1)
+    breaker_reset: DurationMs = 30_000
+    defer_initial: DurationMs = 60_000
+    defer_max: DurationMs = 3_600_000
+    give_up_after: DurationMs = 2 * 86_400_000
+
+
+class GuardrailSettings(_Section):
+    holdout_percent: float = Field(10.0, ge=0, le=100)
+    experiment: str = "default"
+    variants: dict[str, float] = Field(default_factory=lambda: {"A": 50.0, "B": 50.0})
+    frequency_cap: int = Field(2, ge=1)
+    frequency_window: DurationMs = 86_400_000
+    priorities: dict[str, int] = Field(
+        default_factory=lambda: {"cart_abandonment": 30, "high_intent": 20, "browse_abandonment": 10}
+    )
+    quiet_start: str = "21:00"
+    quiet_end: str = "08:00"
+    default_timezone: str = "UTC"
+    max_trigger_age: DurationMs = 3 * 86_400_000
+
+
+class SenderSettings(_Section):
+    from_email: str
+    from_name: str = "Our shop"
+    postal_address: str = Field(min_length=1, description="the postal address every email must show")
+
+
+class LinkSettings(_Section):
+    shop_url: str
+    cart_url: str
+    unsubscribe_url: str
+    unsubscribe_secret_env: str = "UNSUBSCRIBE_SECRET"  # noqa: S105 - a variable name
+
+
+class DeliveryConfig(_Section):
+    """``flink-conf/jobs/email_delivery.yaml``."""
+
+    job_name: str = "email-delivery"
+    kafka: KafkaSettings
+    topics: DeliveryTopics = DeliveryTopics()
+    redis: RedisSettings
+    ledger_prefix: str = "delivery:"
+    providers: ProviderSettings = ProviderSettings()
+    retries: RetrySettings = RetrySettings()
+    guardrails: GuardrailSettings = GuardrailSettings()
+    sender: SenderSettings
+    links: LinkSettings
+    flink: dict[str, str | int | bool] = Field(default_factory=dict, description="raw Flink options for this job")

@@ -65,12 +65,18 @@ class ResilientSender:
         }
         self.attempts = 0
 
-    def send(self, message: EmailMessage) -> SendResult:
+    def send(self, message: EmailMessage, before_provider: Callable[[str], None] | None = None) -> SendResult:
         """The first provider's acceptance; PermanentError (no fallback: the message itself is refused) or
-        AllProvidersDown (with the longest ``retry_after`` hint) otherwise."""
+        AllProvidersDown (with the longest ``retry_after`` hint) otherwise.
+
+        :param before_provider: called with each provider's name before it is first called (the delivery
+            stage records it, to know whom to ask after a crash).
+        """
         failures: list[str] = []
         hints: list[float] = []
         for provider in self.providers:
+            if before_provider is not None:
+                before_provider(provider.name)
             try:
                 return self._send_with_retries(provider, message)
             except PermanentError:

@@ -3,6 +3,9 @@
 Builders return plain dicts so a test can break one field at a time (``{**product_added(...), "userId": 7}``).
 Message ids are derived from the other arguments, so building the same event twice gives a true duplicate,
 and building it with ``message_id=`` overridden gives a distinct event with the same content.
+
+:func:`cart_trigger_json` and :func:`browse_trigger_json` run such events through the real cart and intent step
+functions, so delivery's tests read exactly what those jobs put on ``email.triggers``.
 """
 
 from __future__ import annotations
@@ -13,6 +16,10 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from udfs.cart import CartPolicy, Reminder, apply_event, fire_timer
+from udfs.events import parse_event
+from udfs.intent import BrowsePolicy, IntentWeights, session_end_triggers, summarize
+
 __all__ = [
     "BEGINNING",
     "DAY",
@@ -21,6 +28,8 @@ __all__ = [
     "ONE_MINUTE_LATER",
     "SECOND",
     "as_json",
+    "browse_trigger_json",
+    "cart_trigger_json",
     "cart_viewed",
     "category_page_viewed",
     "checkout_started",
@@ -186,6 +195,39 @@ def category_page_viewed(
 def as_json(doc: Mapping[str, Any]) -> bytes:
     """The record value the collector would produce."""
     return json.dumps(doc, separators=(",", ":")).encode("utf-8")
+
+
+def cart_trigger_json(
+    person: str = "ann",
+    t_ms: int = BEGINNING,
+    products: Sequence[Mapping[str, Any]] = (product("p1", 10.0, 2),),
+    template: str = "cart_reminder_1",
+    delay_ms: int = HOUR,
+) -> bytes:
+    """The cart job's reminder for ``products`` added at ``t_ms`` and left alone; it fires at ``t_ms + delay_ms``."""
+    policy = CartPolicy(reminders=(Reminder(delay_ms, template),), cooldown_ms=0, max_reminders=1, dedup_window=16)
+    state = None
+    for p in products:
+        added = product_added(person, t_ms, p["product_id"], p["price"], p["quantity"])
+        state = apply_event(state, parse_event(as_json(added)), policy).state
+    assert state is not None and state.next_reminder_ms is not None
+    (trigger,) = fire_timer(state, person, state.next_reminder_ms, policy).triggers
+    return trigger.to_json()
+
+
+def browse_trigger_json(
+    trigger_type: str = "browse_abandonment", person: str = "ann", t_ms: int = BEGINNING, views: int = 3
+) -> bytes:
+    """The intent job's trigger for a session of ``views`` views of ``p1`` (category ``shoes``) from ``t_ms``.
+
+    It fires when the session closes, 30 minutes after the last view; the session starts at ``t_ms``.
+    """
+    events = [parse_event(as_json(product_viewed(person, t_ms + i * SECOND, "p1", "shoes"))) for i in range(views)]
+    policy = BrowsePolicy(high_intent_threshold=10)  # three repeat views score 18.13
+    summary = summarize(person, events, IntentWeights(), policy)
+    triggers = session_end_triggers(summary, summary.as_of_ms + 30 * MINUTE, policy)
+    (trigger,) = [t for t in triggers if t.trigger_type == trigger_type]
+    return trigger.to_json()
 
 
 def _fingerprint(properties: Mapping[str, Any] | None) -> str:
