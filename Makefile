@@ -88,3 +88,7 @@ cluster-run: cluster-up ## submit every job to it with `flink run -py`, detached
 
 cluster-down: ## stop that cluster
 	@$(PY) -m sandbox.cluster down
+
+.PHONY: preview
+preview: venv ## render every email template and A/B variant with sample data into preview/ (open preview/index.html)
+	$(PY) -m udfs.preview --out preview

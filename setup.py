@@ -10,9 +10,11 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.11,<3.13",
-    packages=find_packages(include=["jobs*", "udfs*", "connectors*", "sandbox*", "demo*", "collector*"]),
+    packages=find_packages(
+        include=["jobs*", "udfs*", "connectors*", "sandbox*", "demo*", "collector*", "esp_sandbox*"]
+    ),
     include_package_data=True,
-    package_data={"collector": ["static/*.js", "static/shop/*"]},
+    package_data={"collector": ["static/*.js", "static/shop/*"], "esp_sandbox": ["templates/*.html"]},
     install_requires=[
         # Flink 2.2.1 pins its own numpy/pandas/apache-beam; redis<6 comes from apache-beam.
         "apache-flink==2.2.1",
@@ -20,6 +22,7 @@ setup(
         "lz4==4.4.5",  # kafka-python needs it to read the lz4-compressed topics our sinks write
         "redis==5.3.1",
         "jinja2==3.1.6",
+        "css-inline==0.23.1",  # inlines templates/email.css into the emails' HTML; see README, "Templates"
         "requests==2.34.2",
         "pydantic==2.14.3",
         "pyyaml==6.0.4",
@@ -35,6 +38,9 @@ setup(
         "cramjam==2.14.0",  # aiokafka's lz4 codec
         "prometheus-client==0.26.0",
         "pydantic-settings==2.16.3",
+        # esp_sandbox/: see README, "ESP sandbox"
+        "aiosmtpd==1.4.6",
+        "cryptography==50.0.2",  # the SMTP server's self-signed STARTTLS certificate
     ],
     extras_require={
         "dev": [

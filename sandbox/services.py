@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sandbox.collector import collector_port, collector_process
+from sandbox.esp import esp_sandbox_port, esp_sandbox_process
 from sandbox.kafka import create_topics, kafka_process
 from sandbox.process import ManagedProcess, port_is_open
 from sandbox.redis import redis_process
@@ -23,6 +24,7 @@ SERVICES: dict[str, ServiceFactory] = {
     "redis": redis_process,
     "kafka": kafka_process,
     "collector": collector_process,
+    "esp": esp_sandbox_process,
 }
 
 
@@ -71,5 +73,5 @@ def status(s: SandboxSettings) -> dict[str, str]:
 
 def _describe(name: str, s: SandboxSettings) -> ManagedProcess:
     """A process description for stop/status, without the side effects of preparing a start."""
-    port = {"redis": s.redis_port, "kafka": s.kafka_port, "collector": collector_port()}[name]
-    return ManagedProcess(name=name, argv=[], run_dir=s.run_dir, logs_dir=s.logs_dir, host=s.host, port=port)
+    ports = {"redis": s.redis_port, "kafka": s.kafka_port, "collector": collector_port(), "esp": esp_sandbox_port()}
+    return ManagedProcess(name=name, argv=[], run_dir=s.run_dir, logs_dir=s.logs_dir, host=s.host, port=ports[name])

@@ -6,9 +6,21 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["PROJECT_ROOT", "SandboxSettings", "load_settings"]
+__all__ = ["PROJECT_ROOT", "SANDBOX_CREDENTIALS", "SandboxSettings", "load_settings"]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+# The sandbox's own credentials: the ESP sandbox accepts these, and the unsubscribe link is signed with the
+# last one. A real deployment sets its own values in the environment (README, "Delivery").
+SANDBOX_CREDENTIALS = {
+    "SENDGRID_API_KEY": "SG.sandbox-key",
+    "MAILCHIMP_API_KEY": "md-sandbox-key",
+    "WEBHOOK_SECRET": "sandbox-webhook-secret",
+    "SMTP_USERNAME": "sandbox",
+    "SMTP_PASSWORD": "sandbox",
+    "UNSUBSCRIBE_SECRET": "sandbox-unsubscribe-secret-0123456789abcdef",
+}
 
 
 def _port(name: str, default: int) -> int:
@@ -58,10 +70,18 @@ class SandboxSettings:
         return f"redis://{self.host}:{self.redis_port}/0"
 
     def env(self) -> dict[str, str]:
-        """The variables that point jobs, tests and tools at this sandbox."""
+        """The variables that point jobs, tests and tools at this sandbox, with the sandbox's published
+        credentials (the ESP sandbox's keys; never real ones)."""
+        esp = f"http://{self.host}:{_port('ESP_SANDBOX_PORT', 8025)}"
         return {
             "KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap,
             "REDIS_URL": self.redis_url,
+            "SENDGRID_BASE_URL": esp,
+            "MAILCHIMP_BASE_URL": esp,
+            "WEBHOOK_URL": f"{esp}/webhook/email",
+            "SMTP_HOST": self.host,
+            "SMTP_PORT": str(_port("ESP_SMTP_PORT", 2525)),
+            **{name: os.environ.get(name, value) for name, value in SANDBOX_CREDENTIALS.items()},
         }
 
 

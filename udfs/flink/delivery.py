@@ -1,0 +1,347 @@
+"""The delivery operator: per person, decide, claim, render, send, record; deferred emails wait in state.
+
+Every path ends in one record on ``email.deliveries``. The send path is at-most-once per trigger:
+the trigger is claimed in Redis before the provider is called and marked sent after it accepts.
+A claim left in ``sending`` by a crash is reconciled with the provider before anything is resent.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from pyflink.common import Row, Types
+from pyflink.datastream import KeyedProcessFunction, OutputTag, ProcessFunction, RuntimeContext
+from pyflink.datastream.state import MapStateDescriptor
+
+from connectors.delivery_ledger import Claim, DeliveryLedger
+from connectors.errors import PermanentError, TransientError
+from connectors.esp.message import EmailMessage
+from connectors.esp.registry import build_providers
+from connectors.esp.resilience import AllProvidersDown, ResilientSender, RetryPolicy
+from connectors.redis import ProfileStore
+from jobs.config import DeliveryConfig
+from udfs.delivery import DeliveryRecord, InvalidTrigger, Trigger, parse_trigger
+from udfs.email_content import ContentConfig, InvalidContent, build_view_model
+from udfs.events import dead_letter_record
+from udfs.guardrails import GuardrailPolicy, InvalidProfile, Verdict, decide, queue_order
+from udfs.render import Renderer, RenderError
+
+__all__ = ["DEAD_LETTER", "TRIGGER_ROW", "DeliveryFunction", "KeyTriggers"]
+
+log = logging.getLogger(__name__)
+
+TRIGGER_ROW = Types.ROW_NAMED(["person_id", "payload"], [Types.STRING(), Types.STRING()])
+DEAD_LETTER = OutputTag("delivery-dead-letter", Types.STRING())
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class KeyTriggers(ProcessFunction):
+    """Validates trigger records; unusable ones go to the dead-letter topic with the field named."""
+
+    def __init__(self, stage: str) -> None:
+        self.stage = stage
+
+    def process_element(self, value: str, ctx: ProcessFunction.Context) -> Iterator[Any]:
+        try:
+            trigger = parse_trigger(value)
+        except InvalidTrigger as exc:
+            yield DEAD_LETTER, dead_letter_record(value, exc, self.stage).decode()
+            return
+        yield Row(trigger.person_id, value)
+
+
+class DeliveryFunction(KeyedProcessFunction):
+    """Keyed by person; pending (deferred) triggers live in map state until their processing-time timer."""
+
+    def __init__(self, cfg: DeliveryConfig) -> None:
+        self.cfg = cfg
+
+    # lifecycle ------------------------------------------------------------------------------------
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        cfg = self.cfg
+        self.pending = runtime_context.get_map_state(MapStateDescriptor("pending", Types.STRING(), Types.STRING()))
+        self.profiles = ProfileStore(cfg.redis.url, cfg.redis.key_prefix, cfg.redis.profile_ttl)
+        self.profiles.setup()
+        self.ledger = DeliveryLedger(cfg.redis.url, cfg.ledger_prefix)
+        self.ledger.setup()
+        providers = build_providers(cfg.providers)
+        self.providers = {p.name: p for p in providers}
+        r = cfg.retries
+        self.sender = ResilientSender(
+            providers,
+            RetryPolicy(
+                max_attempts=r.max_attempts,
+                max_elapsed_s=r.budget / 1000,
+                initial_backoff_s=r.initial_backoff / 1000,
+                max_backoff_s=r.max_backoff / 1000,
+                breaker_fail_max=r.breaker_failures,
+                breaker_reset_s=r.breaker_reset / 1000,
+            ),
+        )
+        g = cfg.guardrails
+        self.policy = GuardrailPolicy(
+            holdout_percent=g.holdout_percent,
+            experiment=g.experiment,
+            variants=tuple(g.variants.items()),
+            frequency_cap=g.frequency_cap,
+            frequency_window_ms=g.frequency_window,
+            priorities=dict(g.priorities),
+            quiet_start=g.quiet_start,
+            quiet_end=g.quiet_end,
+            default_timezone=g.default_timezone,
+            max_trigger_age_ms=g.max_trigger_age,
+        )
+        secret = os.environ.get(cfg.links.unsubscribe_secret_env, "")
+        self.content = ContentConfig(
+            shop_name=cfg.sender.from_name,
+            shop_url=cfg.links.shop_url,
+            cart_url=cfg.links.cart_url,
+            unsubscribe_base_url=cfg.links.unsubscribe_url,
+            unsubscribe_secret=secret.encode(),
+            physical_address=cfg.sender.postal_address,
+        )
+        self.renderer = Renderer()
+        metrics = runtime_context.get_metrics_group()
+        self.counters = {
+            status: metrics.counter(f"deliveries_{status}")
+            for status in ("sent", "suppressed", "deferred", "failed", "uncertain")
+        }
+
+    def close(self) -> None:
+        for closable in (self.profiles, self.ledger, *self.providers.values()):
+            closable.close()
+
+    # Flink callbacks ------------------------------------------------------------------------------
+
+    def process_element(self, value: Row, ctx: KeyedProcessFunction.Context) -> Iterator[Any]:
+        trigger = parse_trigger(value[1], self.policy.priorities)
+        yield from self._consider(trigger, attempt=0, first_seen_ms=_now_ms(), ctx=ctx)
+
+    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterator[Any]:
+        due = []
+        for trigger_id, raw in list(self.pending.items()):
+            entry = json.loads(raw)
+            if entry["not_before_ms"] <= timestamp:
+                due.append((parse_trigger(entry["trigger"], self.policy.priorities), entry))
+                self.pending.remove(trigger_id)
+        for trigger, entry in sorted(due, key=lambda pair: queue_order(pair[0])):
+            yield from self._consider(trigger, entry["attempt"], entry["first_seen_ms"], ctx)
+
+    # decisions ------------------------------------------------------------------------------------
+
+    def _consider(self, trigger: Trigger, attempt: int, first_seen_ms: int, ctx: Any) -> Iterator[Any]:
+        now = _now_ms()
+        try:
+            profile = self.profiles.read(trigger.person_id)
+            email = profile.get("email", "")
+            suppressed = bool(email) and self.ledger.is_suppressed(email)
+            sends = self.ledger.sends_since(trigger.person_id, now - self.policy.frequency_window_ms)
+            verdict = decide(trigger, profile, suppressed, sends, now, self.policy)
+        except InvalidProfile as exc:
+            yield from self._fail(trigger, "bad_profile", str(exc), attempt, None, ctx)
+            return
+        except TransientError as exc:  # Redis is unreachable: keep the trigger and look again later
+            yield from self._retry_later(trigger, attempt, first_seen_ms, None, str(exc), None, ctx)
+            return
+        if verdict.action == "suppress":
+            yield self._emit(verdict.to_record(trigger, now, attempt=attempt))
+        elif verdict.action == "defer":
+            self._park(trigger, attempt, first_seen_ms, verdict.send_after_ms or now, ctx)
+            yield self._emit(verdict.to_record(trigger, now, attempt=attempt))
+        else:
+            yield from self._send(trigger, profile, verdict, attempt, first_seen_ms, ctx)
+
+    def _send(
+        self, trigger: Trigger, profile: dict[str, str], verdict: Verdict, attempt: int, first_seen_ms: int, ctx: Any
+    ) -> Iterator[Any]:
+        primary = self.sender.providers[0].name
+        previous = self.ledger.claim(trigger.trigger_id, primary)
+        if previous is not None:
+            try:
+                outcome = self._reconcile(trigger, previous, verdict, attempt)
+            except TransientError as exc:  # cannot ask the provider now; the claim stays for the next look
+                yield from self._retry_later(trigger, attempt, first_seen_ms, verdict, str(exc), exc.retry_after, ctx)
+                return
+            if outcome is not None:
+                yield self._emit(outcome)
+                return
+        now = _now_ms()
+        try:
+            view = build_view_model(
+                trigger.payload, profile, {}, verdict.variant or "A", self.content, issued_at=now // 1000
+            )
+            rendered = self.renderer.render(trigger.template, view, verdict.variant or "A")
+        except (InvalidContent, RenderError) as exc:
+            self.ledger.update(trigger.trigger_id, Claim("failed", None, None, now))
+            yield from self._fail(trigger, "bad_template_data", str(exc), attempt, verdict, ctx)
+            return
+        message = EmailMessage(
+            trigger_id=trigger.trigger_id,
+            to_email=view["email"],
+            to_name=view.get("first_name"),
+            from_email=self.cfg.sender.from_email,
+            from_name=self.cfg.sender.from_name,
+            subject=rendered.subject,
+            html=rendered.html,
+            text=rendered.text,
+            headers={
+                "List-Unsubscribe": f"<{rendered.unsubscribe_url}>",
+                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+            },
+            metadata={"template": trigger.template, "variant": verdict.variant or "", "person_id": trigger.person_id},
+        )
+        try:
+            result = self.sender.send(message, before_provider=lambda name: self._mark_calling(trigger, name))
+        except PermanentError as exc:
+            self.ledger.update(trigger.trigger_id, Claim("failed", None, None, _now_ms()))
+            yield from self._fail(trigger, "provider_rejected", exc.detail or str(exc), attempt, verdict, ctx)
+            return
+        except AllProvidersDown as exc:
+            self.ledger.release(trigger.trigger_id)
+            yield from self._retry_later(trigger, attempt, first_seen_ms, verdict, str(exc), exc.retry_after, ctx)
+            return
+        sent_at = _now_ms()
+        self.ledger.update(trigger.trigger_id, Claim("sent", result.provider, result.message_id, sent_at))
+        self.ledger.record_send(trigger.person_id, sent_at, trigger.trigger_id, self.policy.frequency_window_ms)
+        yield self._emit(self._record(trigger, "sent", None, verdict, attempt, result.provider, result.message_id))
+
+    def _mark_calling(self, trigger: Trigger, provider: str) -> None:
+        """Before each provider is called: the claim names it, so a crash can be reconciled with the right one."""
+        self.ledger.update(trigger.trigger_id, Claim("sending", provider, None, _now_ms()))
+
+    def _reconcile(self, trigger: Trigger, claim: Claim, verdict: Verdict, attempt: int) -> DeliveryRecord | None:
+        """A claim was already there: return the outcome to record, or None to go on and send (ours now)."""
+        if claim.state in ("sent", "failed"):
+            detail = f"already {claim.state} via {claim.provider or 'no provider'}"
+            return self._record(
+                trigger, "suppressed", "duplicate", verdict, attempt, claim.provider, claim.message_id, detail=detail
+            )
+        provider = self.providers.get(claim.provider or "")
+        if provider is None:
+            return None  # the claim never reached a provider call
+        if getattr(provider, "idempotent_resend", False):
+            return None  # the provider deduplicates on the trigger id: resending is safe
+        try:
+            found = provider.find_sent(trigger.trigger_id)
+        except NotImplementedError:
+            self.ledger.update(trigger.trigger_id, Claim("failed", claim.provider, None, _now_ms()))
+            return self._record(
+                trigger,
+                "uncertain",
+                "crashed_mid_send",
+                verdict,
+                attempt,
+                claim.provider,
+                None,
+                detail=f"{claim.provider} cannot say whether it accepted the message; not resent",
+            )
+        except PermanentError as exc:
+            self.ledger.update(trigger.trigger_id, Claim("failed", claim.provider, None, _now_ms()))
+            return self._record(
+                trigger,
+                "uncertain",
+                "lookup_refused",
+                verdict,
+                attempt,
+                claim.provider,
+                None,
+                detail=f"the provider refused the lookup after a crash ({exc}); not resent",
+            )
+        if found is None:
+            self.ledger.update(trigger.trigger_id, Claim("sending", None, None, _now_ms()))
+            return None
+        self.ledger.update(trigger.trigger_id, Claim("sent", found.provider, found.message_id, _now_ms()))
+        self.ledger.record_send(trigger.person_id, _now_ms(), trigger.trigger_id, self.policy.frequency_window_ms)
+        return self._record(
+            trigger, "sent", "reconciled", verdict, attempt, found.provider, found.message_id, detail=found.detail
+        )
+
+    def _retry_later(
+        self,
+        trigger: Trigger,
+        attempt: int,
+        first_seen_ms: int,
+        verdict: Verdict | None,
+        detail: str,
+        retry_after_s: float | None,
+        ctx: Any,
+    ) -> Iterator[Any]:
+        now = _now_ms()
+        r = self.cfg.retries
+        if now - first_seen_ms > r.give_up_after:
+            yield from self._fail(trigger, "gave_up", detail, attempt, verdict, ctx)
+            return
+        delay = min(r.defer_initial * 2**attempt, r.defer_max)
+        if retry_after_s is not None:
+            delay = max(delay, int(retry_after_s * 1000))
+        self._park(trigger, attempt + 1, first_seen_ms, now + delay, ctx)
+        yield self._emit(
+            self._record(trigger, "deferred", "retry_later", verdict, attempt, None, None, detail, now + delay)
+        )
+
+    def _fail(self, trigger: Trigger, reason: str, detail: str, attempt: int, verdict: Verdict | None, ctx: Any):
+        record = self._record(trigger, "failed", reason, verdict, attempt, None, None, detail=detail)
+        yield self._emit(record)
+        yield (
+            DEAD_LETTER,
+            json.dumps(
+                {
+                    "stage": "email-delivery",
+                    "error": reason,
+                    "detail": detail,
+                    "trigger": dict(trigger.payload),
+                    "failed_at_ms": _now_ms(),
+                }
+            ),
+        )
+
+    def _park(self, trigger: Trigger, attempt: int, first_seen_ms: int, not_before_ms: int, ctx: Any) -> None:
+        entry = {
+            "trigger": json.dumps(dict(trigger.payload)),
+            "attempt": attempt,
+            "first_seen_ms": first_seen_ms,
+            "not_before_ms": not_before_ms,
+        }
+        self.pending.put(trigger.trigger_id, json.dumps(entry))
+        ctx.timer_service().register_processing_time_timer(not_before_ms)
+
+    # records --------------------------------------------------------------------------------------
+
+    def _record(
+        self,
+        trigger: Trigger,
+        status: str,
+        reason: str | None,
+        verdict: Verdict | None,
+        attempt: int,
+        provider: str | None,
+        message_id: str | None,
+        detail: str | None = None,
+        send_after_ms: int | None = None,
+    ) -> DeliveryRecord:
+        return DeliveryRecord.for_trigger(
+            trigger,
+            status=status,
+            reason=reason,
+            decided_at_ms=_now_ms(),
+            variant=verdict.variant if verdict else None,
+            holdout=verdict.holdout if verdict else False,
+            provider=provider,
+            provider_message_id=message_id,
+            attempt=attempt,
+            detail=detail,
+            send_after_ms=send_after_ms,
+        )
+
+    def _emit(self, record: DeliveryRecord) -> str:
+        self.counters[record.status].inc()
+        return record.to_json().decode()
