@@ -11,7 +11,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.11,<3.13",
     packages=find_packages(
-        include=["jobs*", "udfs*", "connectors*", "sandbox*", "demo*", "collector*", "esp_sandbox*"]
+        include=["jobs*", "udfs*", "connectors*", "sandbox*", "demo*", "collector*", "esp_sandbox*", "admin*"]
     ),
     include_package_data=True,
     package_data={"collector": ["static/*.js", "static/shop/*"], "esp_sandbox": ["templates/*.html"]},

@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from connectors.delivery_ledger import DeliveryLedger
+from connectors.errors import ConnectorError
 from udfs.unsubscribe import ExpiredToken, InvalidToken, verify
 
 __all__ = ["UnsubscribePages"]
@@ -35,6 +36,7 @@ class UnsubscribePages:
         self.secret = secret
         self.max_age_s = max_age_s
         self.ledger = ledger
+        self._ledger_ready = False
 
     def _who(self, request: Request) -> tuple[str, str] | HTMLResponse:
         if not self.secret:
@@ -46,6 +48,13 @@ class UnsubscribePages:
             return _page("This link has expired", "<p>Use the link in a more recent email.</p>", 400)
         except InvalidToken:
             return _page("This link is not valid", "<p>It may have been cut short; copy the whole link.</p>", 400)
+
+    def _suppress(self, email: str, person_id: str) -> None:
+        """Connects on first use, so the collector starts (and ingests) while Redis is still coming up."""
+        if self._ledger_ready is False:
+            self.ledger.setup()
+            self._ledger_ready = True
+        self.ledger.suppress([email], "unsubscribed", f"link:{person_id}")
 
     async def confirm(self, request: Request) -> Response:
         who = self._who(request)
@@ -64,6 +73,10 @@ class UnsubscribePages:
         if isinstance(who, Response):
             return who
         person_id, email = who
-        await run_in_threadpool(self.ledger.suppress, [email], "unsubscribed", f"link:{person_id}")
+        try:
+            await run_in_threadpool(self._suppress, email, person_id)
+        except ConnectorError:
+            log.warning("unsubscribe of %s could not be stored; Redis is unreachable", person_id)
+            return _page("Please try again in a minute", "<p>We could not record this just now.</p>", 503)
         log.info("unsubscribed %s", person_id)
         return _page("You are unsubscribed", f"<p>We will not email <b>{html.escape(email)}</b> again.</p>")
