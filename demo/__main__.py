@@ -17,13 +17,16 @@ from collections import Counter
 import redis
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from demo.clickstream import bad_records, sample_clickstream, shoppers
+from connectors.delivery_ledger import DeliveryLedger
+from demo.clickstream import bad_records, email_of, sample_clickstream, shoppers
 from jobs.cart_abandonment import DEFAULT_CONFIG
-from jobs.config import CartAbandonmentConfig, load_config
-from sandbox.jobs import JOBS
+from jobs.config import CartAbandonmentConfig, DeliveryConfig, load_config
+from sandbox.esp import esp_sandbox_url
+from sandbox.jobs import CLICKSTREAM_JOBS, DELIVERY_JOBS
 from sandbox.settings import PROJECT_ROOT, SandboxSettings, load_settings
 
 SHOPPERS = 40
+DELIVERY_CONFIG = "flink-conf/jobs/email_delivery.yaml"
 DAY_MS = 86_400_000
 
 
@@ -54,11 +57,11 @@ def _read_since(bootstrap: str, since: dict[TopicPartition, int]) -> list[dict]:
         consumer.close()
 
 
-def _run_jobs(settings: SandboxSettings, from_timestamp_ms: int) -> bool:
-    """Every pipeline job, side by side, each on its own embedded cluster, over what was just sent."""
+def _run_jobs(settings: SandboxSettings, jobs: dict[str, tuple[str, str]], from_timestamp_ms: int) -> bool:
+    """Jobs side by side, each on its own embedded cluster, over what arrived since ``from_timestamp_ms``."""
     env = {**os.environ, **settings.env(), "FLINK_LOG_DIR": str(settings.logs_dir / "flink")}
     running = []
-    for name, (script, config) in JOBS.items():
+    for name, (script, config) in jobs.items():
         log_file = settings.logs_dir / f"demo-{name}.log"
         argv = [sys.executable, str(PROJECT_ROOT / script), "--config", str(PROJECT_ROOT / config), "--bounded"]
         argv += ["--from-timestamp", str(from_timestamp_ms)]
@@ -71,6 +74,14 @@ def _run_jobs(settings: SandboxSettings, from_timestamp_ms: int) -> bool:
             print(f"error: {name} failed (exit {process.returncode}); see {log_file}", file=sys.stderr)
             ok = False
     return ok
+
+
+def _suppress_demo_unsubscribes(settings: SandboxSettings, people: list[str]) -> None:
+    """Two shoppers unsubscribed earlier: the import command's job, done here directly."""
+    ledger = DeliveryLedger(settings.redis_url, load_config(DELIVERY_CONFIG, DeliveryConfig).ledger_prefix)
+    ledger.setup()
+    ledger.suppress([email_of(p) for p in people], "unsubscribed", "demo")
+    ledger.close()
 
 
 def main() -> int:
@@ -94,11 +105,25 @@ def main() -> int:
         producer.send(cfg.topics.events, value=record)
     producer.flush()
     producer.close()
-    print(f"1/3 sent {len(events)} events from {SHOPPERS} shoppers ({dict(stories)}) and 3 broken records")
+    print(f"1/4 sent {len(events)} events from {SHOPPERS} shoppers ({dict(stories)}) and 3 broken records")
 
-    print(f"2/3 running {', '.join(JOBS)} on Flink's embedded local cluster (logs: {settings.logs_dir}/demo-*.log) ...")
+    print(
+        f"2/4 running {', '.join(CLICKSTREAM_JOBS)} on Flink's embedded local cluster "
+        f"(logs: {settings.logs_dir}/demo-*.log) ..."
+    )
     started = time.monotonic()
-    if not _run_jobs(settings, produced_at):
+    if not _run_jobs(settings, CLICKSTREAM_JOBS, produced_at):
+        return 1
+    print(f"    done in {time.monotonic() - started:.0f} s")
+
+    everyone = [s.person_id for s in shoppers(SHOPPERS, run_tag, start_ms)]
+    _suppress_demo_unsubscribes(settings, everyone[:2])
+    delivery_cfg = load_config(DELIVERY_CONFIG, DeliveryConfig)
+    deliveries_before = _end_offsets(bootstrap, delivery_cfg.topics.deliveries)
+    print(f"3/4 running {', '.join(DELIVERY_JOBS)}: guardrails, templates, the ESP sandbox ...")
+    started = time.monotonic()
+    # Trigger records carry their event time as Kafka timestamp: start at this sample's first event.
+    if not _run_jobs(settings, DELIVERY_JOBS, start_ms - DAY_MS // 24):
         return 1
     print(f"    done in {time.monotonic() - started:.0f} s")
 
@@ -111,7 +136,8 @@ def main() -> int:
     store.close()
 
     by_template = Counter(t.get("template") or t["trigger_type"] for t in triggers)
-    print("3/3 summary")
+    deliveries = [d for d in _read_since(bootstrap, deliveries_before) if d["person_id"].startswith(run_tag)]
+    print("4/4 summary")
     print(f"    events in          {len(events) + 3}")
     print(f"    dead-lettered      {len(dead)}  (topic {cfg.topics.dead_letter}; each job reports what it rejects)")
     for (stage, reason), count in sorted(Counter((d["stage"], d["error"]) for d in dead).items()):
@@ -125,8 +151,17 @@ def main() -> int:
             f"    e.g. {sample['person_id']} ← {sample['template']}: "
             f"{len(sample['items'])} items, {sample['value']} {sample['currency']}, trigger_id {sample['trigger_id']}"
         )
+    outcomes = Counter((d["status"], d["reason"]) for d in deliveries)
+    print(
+        f"    emails             {sum(n for (status, _), n in outcomes.items() if status == 'sent')} sent"
+        f" (topic {delivery_cfg.topics.deliveries})"
+    )
+    for (status, reason), count in sorted(outcomes.items(), key=lambda item: (item[0][0], item[0][1] or "")):
+        print(f"        - {count} × {status}{f' ({reason})' if reason else ''}")
+    print("    deferred emails wait for their moment while the job runs (make run); this demo's run stops at the end")
     person = carts[0]["person_id"] if carts else "<person>"
-    print(f"    look: redis-cli -p {settings.redis_port} HGETALL {cfg.redis.key_prefix}{person}")
+    print(f"    look: the outbox  {esp_sandbox_url(settings)}/   (every email, rendered)")
+    print(f"          a profile   redis-cli -p {settings.redis_port} HGETALL {cfg.redis.key_prefix}{person}")
     return 0
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["CATALOG", "STORIES", "Shopper", "bad_records", "iso", "sample_clickstream", "shoppers"]
+__all__ = ["CATALOG", "STORIES", "Shopper", "bad_records", "email_of", "iso", "sample_clickstream", "shoppers"]
 
 MINUTE = 60_000
 STORIES = ("abandons", "buys", "changes", "browses")
@@ -82,11 +82,31 @@ def _line(product: dict[str, Any], quantity: int, cart_id: str) -> dict[str, Any
     }
 
 
+#: where the demo's shoppers live: quiet hours are kept in each one's own time zone
+TIMEZONES = ("America/New_York", "Europe/Berlin", "Asia/Tokyo", "America/Los_Angeles", "Australia/Sydney", "UTC")
+FIRST_NAMES = ("Ann", "Bo", "Chiara", "Dev", "Emeka", "Fumiko", "Gus", "Hana")
+
+
+def email_of(person_id: str) -> str:
+    return f"{person_id}@shop.example"
+
+
 def events_of(shopper: Shopper, n: int, run_tag: str) -> Iterator[dict[str, Any]]:
-    """The events of one shopper's story, in event-time order."""
+    """The events of one shopper's story, in event-time order; every shopper first logs in (identify)."""
     t = shopper.start_ms
     cart_id = f"cart-{shopper.person_id}"
     first, second = _product(n), _product(n + 2)
+    yield {
+        "type": "identify",
+        "userId": shopper.person_id,
+        "messageId": _message_id(run_tag, shopper.person_id, -1),
+        "timestamp": iso(t - MINUTE),
+        "traits": {
+            "email": email_of(shopper.person_id),
+            "first_name": FIRST_NAMES[n % len(FIRST_NAMES)],
+            "timezone": TIMEZONES[n % len(TIMEZONES)],
+        },
+    }
     yield {
         "type": "page",
         "name": "Product",

@@ -334,4 +334,6 @@ class DeliveryConfig(_Section):
     guardrails: GuardrailSettings = GuardrailSettings()
     sender: SenderSettings
     links: LinkSettings
+    templates_dir: str = Field("templates", description="email templates; a relative path is resolved at submit")
+    catalog_file: str | None = Field(None, description="JSON product_id -> {name, price, image_url, url, category}")
     flink: dict[str, str | int | bool] = Field(default_factory=dict, description="raw Flink options for this job")

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from sandbox.cluster import cluster_down, cluster_up, submit
-from sandbox.jobs import JOBS
+from sandbox.jobs import CLICKSTREAM_JOBS
 from sandbox.settings import PROJECT_ROOT
 from tests.support.events import BEGINNING, MINUTE, as_json, product_added, product_viewed
 
@@ -39,7 +39,7 @@ def test_flink_run_submits_both_jobs(flink_cluster, kafka, redis_client, run_id,
     events += [product_viewed("bo", BEGINNING + n * MINUTE, product_id="lamp", category="gear") for n in range(3)]
     kafka.produce(topics["events"], [as_json(e) for e in events])
 
-    for name, (script, config) in JOBS.items():
+    for name, (script, config) in CLICKSTREAM_JOBS.items():
         path = _config_for(name, config, run_id, topics, tmp_path)
         assert submit(flink_cluster, script, path, ["--bounded"], detached=False) == 0, name
 

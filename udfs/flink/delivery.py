@@ -43,6 +43,17 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def _load_catalog(path: str | None) -> dict[str, Any]:
+    """Product names, prices and images for recommendations and browse emails; none without a file."""
+    if not path:
+        return {}
+    with open(path, encoding="utf-8") as source:
+        catalog = json.load(source)
+    if not isinstance(catalog, dict):
+        raise ValueError(f"{path}: the catalog must be a JSON object of product_id -> product")
+    return catalog
+
+
 class KeyTriggers(ProcessFunction):
     """Validates trigger records; unusable ones go to the dead-letter topic with the field named."""
 
@@ -109,7 +120,8 @@ class DeliveryFunction(KeyedProcessFunction):
             unsubscribe_secret=secret.encode(),
             physical_address=cfg.sender.postal_address,
         )
-        self.renderer = Renderer()
+        self.renderer = Renderer(cfg.templates_dir)
+        self.catalog = _load_catalog(cfg.catalog_file)
         metrics = runtime_context.get_metrics_group()
         self.counters = {
             status: metrics.counter(f"deliveries_{status}")
@@ -177,7 +189,7 @@ class DeliveryFunction(KeyedProcessFunction):
         now = _now_ms()
         try:
             view = build_view_model(
-                trigger.payload, profile, {}, verdict.variant or "A", self.content, issued_at=now // 1000
+                trigger.payload, profile, self.catalog, verdict.variant or "A", self.content, issued_at=now // 1000
             )
             rendered = self.renderer.render(trigger.template, view, verdict.variant or "A")
         except (InvalidContent, RenderError) as exc:
