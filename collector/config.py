@@ -35,33 +35,16 @@ variable                               default                     meaning
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any
 
 from pydantic import AliasChoices, BeforeValidator, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from jobs.config import parse_duration_ms
+
 __all__ = ["DEFAULT_WRITE_KEY", "CollectorSettings", "load_settings", "parse_duration_ms"]
 
 DEFAULT_WRITE_KEY = "demo-write-key"
-
-_DURATION = re.compile(r"^\s*(?P<amount>\d+)\s*(?P<unit>ms|s|m|h|d)\s*$")
-_UNIT_MS = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
-
-
-def parse_duration_ms(value: Any) -> int:
-    """``'500ms'``, ``'30s'``, ``'15m'``, ``'1h'``, ``'7d'`` or a plain number of milliseconds."""
-    if isinstance(value, bool):
-        raise ValueError("expected a duration such as '30s', '15m', '1h' or '7d'")
-    if isinstance(value, int):
-        if value < 0:
-            raise ValueError("a duration cannot be negative")
-        return value
-    match = _DURATION.match(str(value))
-    if match is None:
-        raise ValueError(f"{value!r} is not a duration; use a number and a unit: ms, s, m, h or d (e.g. '30s')")
-    return int(match["amount"]) * _UNIT_MS[match["unit"]]
-
 
 DurationMs = Annotated[int, BeforeValidator(parse_duration_ms)]
 

@@ -16,6 +16,8 @@ Where state could leak: a person's pending emails stay until sent, suppressed or
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pyflink.common import Types, WatermarkStrategy
 from pyflink.datastream import DataStream, StreamExecutionEnvironment
 from pyflink.datastream.connectors import Sink, Source
@@ -42,27 +44,13 @@ def build(
 
 
 def main(argv: list[str] | None = None) -> None:
-    import argparse
-    import sys
-    from pathlib import Path
-
     from connectors.kafka import kafka_sink, kafka_source
-    from jobs.config import ConfigError, load_config
     from jobs.flink_env import make_env
+    from jobs.runner import load_job_config
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default=DEFAULT_CONFIG, help="job config YAML (default: %(default)s)")
-    parser.add_argument("--bounded", action="store_true", help="stop at the offsets that are latest at start")
-    parser.add_argument("--from-timestamp", type=int, metavar="MS", help="start at this Kafka record time (ms)")
-    args = parser.parse_args(argv)
-    overrides: dict[str, object] = {"kafka.bounded": True} if args.bounded else {}
-    if args.from_timestamp is not None:
-        overrides |= {"kafka.starting_offsets": "timestamp", "kafka.start_timestamp_ms": args.from_timestamp}
-    try:
-        cfg = load_config(args.config, DeliveryConfig, overrides)
-    except ConfigError as exc:
-        sys.exit(str(exc))
-    # The operator reads templates where it runs: send it an absolute path (README, "Running on a cluster").
+    cfg = load_job_config(argv, __doc__, DEFAULT_CONFIG, DeliveryConfig)
+    # The operator reads templates and the catalog where it runs: send it absolute paths (README, "Running
+    # on a Flink cluster").
     catalog = str(Path(cfg.catalog_file).resolve()) if cfg.catalog_file else None
     cfg = cfg.model_copy(update={"templates_dir": str(Path(cfg.templates_dir).resolve()), "catalog_file": catalog})
     env = make_env(cfg.job_name, cfg.flink)

@@ -15,9 +15,9 @@ from typing import Any, TypeVar
 from pyflink.datastream import StreamExecutionEnvironment
 from pyflink.datastream.connectors import Sink, Source
 
-from jobs.config import ConfigError, _JobConfig, load_config
+from jobs.config import ConfigError, ModelT, _JobConfig, load_config
 
-__all__ = ["JobSinks", "kafka_job_sinks", "run_job"]
+__all__ = ["JobSinks", "kafka_job_sinks", "load_job_config", "run_job"]
 
 ConfigT = TypeVar("ConfigT", bound=_JobConfig)
 BuildFn = Callable[[StreamExecutionEnvironment, Any, Source, "JobSinks"], Any]
@@ -41,10 +41,9 @@ def kafka_job_sinks(cfg: _JobConfig) -> JobSinks:
     )
 
 
-def run_job(argv: list[str] | None, doc: str, default_config: str, model: type[ConfigT], build: BuildFn) -> None:
-    from connectors.kafka import kafka_source
-    from jobs.flink_env import make_env
-
+def load_job_config(argv: list[str] | None, doc: str, default_config: str, model: type[ModelT]) -> ModelT:
+    """The job's arguments (``--config``, ``--bounded``, ``--from-timestamp``) and its validated config;
+    a bad config exits with the message that names each bad key."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--config", default=default_config, help="job config YAML (default: %(default)s)")
     parser.add_argument("--bounded", action="store_true", help="stop at the offsets that are latest at start")
@@ -54,9 +53,16 @@ def run_job(argv: list[str] | None, doc: str, default_config: str, model: type[C
     if args.from_timestamp is not None:
         overrides |= {"kafka.starting_offsets": "timestamp", "kafka.start_timestamp_ms": args.from_timestamp}
     try:
-        cfg = load_config(args.config, model, overrides)
+        return load_config(args.config, model, overrides)
     except ConfigError as exc:
         sys.exit(str(exc))
+
+
+def run_job(argv: list[str] | None, doc: str, default_config: str, model: type[ConfigT], build: BuildFn) -> None:
+    from connectors.kafka import kafka_source
+    from jobs.flink_env import make_env
+
+    cfg = load_job_config(argv, doc, default_config, model)
     env = make_env(cfg.job_name, cfg.flink)
     build(env, cfg, kafka_source(cfg.kafka, cfg.topics.events), kafka_job_sinks(cfg))
     env.execute(cfg.job_name)

@@ -13,11 +13,13 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["ManagedProcess", "ServiceError", "port_is_open", "tail"]
+__all__ = ["ManagedProcess", "ServiceError", "http_ok", "port_is_open", "tail"]
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,19 @@ def port_is_open(host: str, port: int, timeout_s: float = 0.5) -> bool:
             return True
     except OSError:
         return False
+
+
+def http_ok(url: str, timeout_s: float = 2.0) -> ReadinessCheck:
+    """A readiness check: ``url`` answers 200 (the services' ``/health``)."""
+
+    def check() -> bool:
+        try:
+            with urllib.request.urlopen(url, timeout=timeout_s) as answer:  # noqa: S310 - the sandbox's own loopback
+                return bool(answer.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+    return check
 
 
 def tail(path: Path, lines: int = 25) -> str:

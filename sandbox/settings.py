@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["PROJECT_ROOT", "SANDBOX_CREDENTIALS", "SandboxSettings", "load_settings"]
+__all__ = ["PROJECT_ROOT", "SANDBOX_CREDENTIALS", "SandboxSettings", "env_port", "load_settings"]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -23,7 +23,8 @@ SANDBOX_CREDENTIALS = {
 }
 
 
-def _port(name: str, default: int) -> int:
+def env_port(name: str, default: int) -> int:
+    """A port from the environment, or one clear sentence on why the value cannot be one."""
     raw = os.environ.get(name, str(default))
     try:
         port = int(raw)
@@ -72,7 +73,7 @@ class SandboxSettings:
     def env(self) -> dict[str, str]:
         """The variables that point jobs, tests and tools at this sandbox, with the sandbox's published
         credentials (the ESP sandbox's keys; never real ones)."""
-        esp = f"http://{self.host}:{_port('ESP_SANDBOX_PORT', 8025)}"
+        esp = f"http://{self.host}:{env_port('ESP_SANDBOX_PORT', 8025)}"
         return {
             "KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap,
             "REDIS_URL": self.redis_url,
@@ -80,7 +81,7 @@ class SandboxSettings:
             "MAILCHIMP_BASE_URL": esp,
             "WEBHOOK_URL": f"{esp}/webhook/email",
             "SMTP_HOST": self.host,
-            "SMTP_PORT": str(_port("ESP_SMTP_PORT", 2525)),
+            "SMTP_PORT": str(env_port("ESP_SMTP_PORT", 2525)),
             **{name: os.environ.get(name, value) for name, value in SANDBOX_CREDENTIALS.items()},
         }
 
@@ -90,8 +91,8 @@ def load_settings() -> SandboxSettings:
     return SandboxSettings(
         home=home,
         host="127.0.0.1",
-        kafka_port=_port("KAFKA_PORT", 9092),
-        kafka_controller_port=_port("KAFKA_CONTROLLER_PORT", 9093),
-        redis_port=_port("REDIS_PORT", 6379),
+        kafka_port=env_port("KAFKA_PORT", 9092),
+        kafka_controller_port=env_port("KAFKA_CONTROLLER_PORT", 9093),
+        redis_port=env_port("REDIS_PORT", 6379),
         topics_file=Path(os.environ.get("TOPICS_FILE", PROJECT_ROOT / "flink-conf" / "topics.yaml")),
     )

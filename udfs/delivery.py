@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, NoReturn
 
-from udfs.events import InvalidEvent
+from udfs.events import InvalidEvent, load_json_object
 
 __all__ = [
     "BROWSE_ABANDONMENT",
@@ -90,7 +90,7 @@ def parse_trigger(raw: bytes | str, priorities: Mapping[str, int] = DEFAULT_PRIO
     :param priorities: trigger type to priority, usually ``policy.priorities``; a type it lacks gets 0.
     :raises InvalidTrigger: naming the first field that is missing or malformed.
     """
-    doc = _load(raw)
+    doc = load_json_object(raw, InvalidTrigger)
     trigger_id = doc.get("trigger_id")
     if trigger_id is None:
         raise InvalidTrigger("trigger_id", "missing")
@@ -181,31 +181,6 @@ class DeliveryRecord:
     def to_json(self) -> bytes:
         """Compact, key-sorted, ASCII-only JSON: the same record always gives the same bytes."""
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":")).encode("ascii")
-
-
-def _load(raw: bytes | str) -> dict[str, Any]:
-    if isinstance(raw, str):
-        text = raw
-    else:
-        try:
-            text = bytes(raw).decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise InvalidTrigger("", f"payload is not valid UTF-8 (byte at offset {exc.start})") from None
-    try:
-        doc = json.loads(text, parse_constant=_reject_constant)
-    except json.JSONDecodeError as exc:
-        where = f"line {exc.lineno} column {exc.colno}"
-        raise InvalidTrigger("", f"payload is not valid JSON: {exc.msg} at {where}") from None
-    except RecursionError:
-        raise InvalidTrigger("", "payload is not valid JSON: nested too deeply") from None
-    if not isinstance(doc, dict):
-        raise InvalidTrigger("", f"payload must be a JSON object, got {_json_type(doc)}")
-    return doc
-
-
-def _reject_constant(constant: str) -> NoReturn:
-    """NaN and Infinity are not JSON; Python accepts them by default, and they would poison prices."""
-    raise InvalidTrigger("", f"payload is not valid JSON: {constant} is not allowed")
 
 
 def _text(doc: Mapping[str, Any], key: str, prefix: str = "") -> str:

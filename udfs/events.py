@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
-__all__ = ["EVENT_TYPES", "ClickEvent", "InvalidEvent", "dead_letter_record", "parse_event"]
+__all__ = ["EVENT_TYPES", "ClickEvent", "InvalidEvent", "dead_letter_record", "load_json_object", "parse_event"]
 
 #: Segment-spec call types; anything else is rejected.
 EVENT_TYPES: frozenset[str] = frozenset({"alias", "group", "identify", "page", "screen", "track"})
@@ -76,7 +76,7 @@ def parse_event(raw: bytes | str) -> ClickEvent:
     :param raw: the Kafka record value, UTF-8 JSON as bytes, or already-decoded text.
     :raises InvalidEvent: naming the first field that is missing or malformed.
     """
-    doc = _load(raw)
+    doc = load_json_object(raw)
 
     event_type = doc.get("type")
     if not isinstance(event_type, str) or event_type not in EVENT_TYPES:
@@ -114,31 +114,32 @@ def dead_letter_record(raw: bytes | str, error: Exception, stage: str) -> bytes:
     return json.dumps(record, separators=(",", ":")).encode("ascii")
 
 
-def _load(raw: bytes | str) -> dict[str, Any]:
+def load_json_object(raw: bytes | str, error: type[InvalidEvent] = InvalidEvent) -> dict[str, Any]:
+    """A JSON object from UTF-8 bytes or text; anything else raises ``error`` saying what is wrong with it."""
     if isinstance(raw, str):
         text = raw
     else:
         try:
             text = bytes(raw).decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise InvalidEvent(
+            raise error(
                 "", f"payload is not valid UTF-8 (byte {exc.object[exc.start]:#04x} at offset {exc.start})"
             ) from None
     try:
-        doc = json.loads(text, parse_constant=_reject_constant)
+        doc = json.loads(text, parse_constant=lambda constant: _reject_constant(constant, error))
     except json.JSONDecodeError as exc:
         where = f"line {exc.lineno} column {exc.colno}"
-        raise InvalidEvent("", f"payload is not valid JSON: {exc.msg} at {where}") from None
+        raise error("", f"payload is not valid JSON: {exc.msg} at {where}") from None
     except RecursionError:
-        raise InvalidEvent("", "payload is not valid JSON: nested too deeply") from None
+        raise error("", "payload is not valid JSON: nested too deeply") from None
     if not isinstance(doc, dict):
-        raise InvalidEvent("", f"payload must be a JSON object, got {_json_type(doc)}")
+        raise error("", f"payload must be a JSON object, got {_json_type(doc)}")
     return doc
 
 
-def _reject_constant(constant: str) -> NoReturn:
+def _reject_constant(constant: str, error: type[InvalidEvent]) -> NoReturn:
     """NaN and Infinity are not JSON; Python accepts them by default, and they would poison prices."""
-    raise InvalidEvent("", f"payload is not valid JSON: {constant} is not allowed")
+    raise error("", f"payload is not valid JSON: {constant} is not allowed")
 
 
 def _required_string(doc: Mapping[str, Any], key: str) -> str:
