@@ -40,8 +40,14 @@ def start_job(job: str, config: Path, log: Path) -> subprocess.Popen[bytes]:
             stderr=subprocess.STDOUT,
             cwd=PROJECT_ROOT,
             start_new_session=True,
-            env={**os.environ, "FLINK_LOG_DIR": str(log.parent / "flink")},
+            env={**job_environment(), "FLINK_LOG_DIR": str(log.parent / "flink")},
         )
+
+
+def job_environment() -> dict[str, str]:
+    """This process's environment minus PyFlink's own markers: after an in-process (loopback) job, PyFlink
+    sets ``PYFLINK_GATEWAY_DISABLED`` here, and a job started with it inherited refuses to start its JVM."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("PYFLINK_", "_PYFLINK"))}
 
 
 def kill(job: subprocess.Popen[bytes]) -> None:
