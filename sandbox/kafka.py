@@ -91,7 +91,15 @@ def _format_storage(jvm: list[str], props: Path, data_dir: Path, log_file: Path)
     data_dir.mkdir(parents=True, exist_ok=True)
     log_file.parent.mkdir(parents=True, exist_ok=True)
     result = subprocess.run(  # noqa: S603 - fixed argv
-        [*jvm, "kafka.tools.StorageTool", "format", "--standalone", "-t", _new_cluster_id(), "-c", str(props)],
+        [
+            *jvm,
+            "kafka.tools.StorageTool",
+            "format",
+            "--standalone",
+            f"--cluster-id={_new_cluster_id()}",
+            "-c",
+            str(props),
+        ],
         capture_output=True,
         text=True,
         check=False,
@@ -106,7 +114,8 @@ def _format_storage(jvm: list[str], props: Path, data_dir: Path, log_file: Path)
 
 
 def _new_cluster_id() -> str:
-    """Kafka cluster ids are 16 random bytes in URL-safe base64 without padding."""
+    """Kafka cluster ids are 16 random bytes in URL-safe base64 without padding. One in 64 starts with
+    '-', which is why it is passed as ``--cluster-id=<id>`` and never as a separate argument."""
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
 
