@@ -38,18 +38,24 @@ class StartResult:
 
 
 def start_all(s: SandboxSettings, names: list[str] | None = None) -> StartResult:
+    """Start the services in order; if one fails, stop the ones this call started, then raise."""
     started: list[str] = []
     running: list[str] = []
-    for name in names or list(SERVICES):
-        process = SERVICES[name](s)
-        (started if process.start() else running).append(name)
-    topics = create_topics(s) if "kafka" in (names or SERVICES) else []
+    try:
+        for name in list(SERVICES) if names is None else names:
+            process = SERVICES[name](s)
+            (started if process.start() else running).append(name)
+        topics = create_topics(s) if "kafka" in (names or SERVICES) else []
+    except BaseException:
+        stop_all(s, started)
+        raise
     return StartResult(started=started, already_running=running, topics_created=topics)
 
 
 def stop_all(s: SandboxSettings, names: list[str] | None = None) -> list[str]:
+    """Stop ``names`` (all services when None; none for an empty list) in reverse start order."""
     stopped = []
-    for name in reversed(names or list(SERVICES)):
+    for name in reversed(list(SERVICES) if names is None else names):
         process = _describe(name, s)
         if process.stop():
             stopped.append(name)

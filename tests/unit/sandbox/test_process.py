@@ -71,3 +71,18 @@ def test_old_java_is_refused(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(ServiceError, match="is Java 11, but Kafka 4 and Flink 2 need Java 17"):
         require_java()
+
+
+def test_stopping_what_a_session_started_never_stops_what_it_found_running(tmp_path, monkeypatch):
+    """A test session that found every service up (``make up``) started nothing and must stop nothing."""
+    from sandbox import services
+    from sandbox.settings import load_settings
+
+    stopped: list[str] = []
+    monkeypatch.setattr(
+        services, "_describe", lambda name, s: type("P", (), {"stop": lambda self: stopped.append(name) or True})()
+    )
+    services.stop_all(load_settings(), [])
+    assert stopped == []
+    services.stop_all(load_settings(), ["kafka"])
+    assert stopped == ["kafka"]
