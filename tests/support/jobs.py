@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from sandbox.settings import PROJECT_ROOT
+from sandbox.settings import PROJECT_ROOT, load_settings
 
 
 def job_config(job: str, tmp_path: Path, name: str, topics: dict[str, str], flink: dict[str, Any]) -> Path:
@@ -44,10 +44,16 @@ def start_job(job: str, config: Path, log: Path) -> subprocess.Popen[bytes]:
         )
 
 
+# The environment as it was before any in-process job ran: PyFlink's loopback worker copies the Python
+# worker's environment into this process (PYFLINK_GATEWAY_DISABLED, an empty JAVA_HOME, ...), and a job
+# started with that inherited cannot start its own JVM.
+_ENVIRONMENT_AT_START = dict(os.environ)
+
+
 def job_environment() -> dict[str, str]:
-    """This process's environment minus PyFlink's own markers: after an in-process (loopback) job, PyFlink
-    sets ``PYFLINK_GATEWAY_DISABLED`` here, and a job started with it inherited refuses to start its JVM."""
-    return {k: v for k, v in os.environ.items() if not k.startswith(("PYFLINK_", "_PYFLINK"))}
+    """The environment at start, plus the sandbox's variables (set by the session fixture since)."""
+    sandbox_keys = load_settings().env().keys()
+    return {**_ENVIRONMENT_AT_START, **{k: os.environ[k] for k in sandbox_keys if k in os.environ}}
 
 
 def kill(job: subprocess.Popen[bytes]) -> None:
