@@ -1,16 +1,23 @@
-"""Both jobs submitted with ``flink run -py`` to a standalone cluster started from the pip-installed Flink."""
+"""Both clickstream jobs submitted with ``flink run -py`` to a standalone cluster started from the pip-installed
+Flink, running as they would in production (unbounded, detached), then cancelled through the REST API."""
 
 from __future__ import annotations
+
+import json
+import urllib.request
 
 import pytest
 import yaml
 
-from sandbox.cluster import cluster_down, cluster_up, submit
+from sandbox.cluster import REST_PORT, cluster_down, cluster_up, submit
 from sandbox.jobs import CLICKSTREAM_JOBS
 from sandbox.settings import PROJECT_ROOT
-from tests.support.events import BEGINNING, MINUTE, as_json, product_added, product_viewed
+from tests.support.events import BEGINNING, DAY, MINUTE, as_json, page_viewed, product_added, product_viewed
+from tests.support.jobs import wait_for
 
 pytestmark = pytest.mark.integration
+
+REST = f"http://127.0.0.1:{REST_PORT}"
 
 
 @pytest.fixture(scope="module")
@@ -24,24 +31,44 @@ def flink_cluster(sandbox):
 def _config_for(name: str, config: str, run_id: str, topics: dict[str, str], tmp_path) -> str:
     cfg = yaml.safe_load((PROJECT_ROOT / config).read_text())
     cfg["job_name"] = f"{cfg['job_name']}-cluster-{run_id}"
-    cfg["kafka"].update({"group_id": f"{name}-cluster-{run_id}", "starting_offsets": "earliest"})
+    cfg["kafka"].update({"group_id": f"{name}-cluster-{run_id}", "starting_offsets": "earliest", "bounded": False})
     cfg["topics"] = topics
     cfg["redis"]["key_prefix"] = f"cluster-{run_id}:profile:"
+    cfg["event_time"]["idleness"] = "2s"
+    cfg["flink"]["execution.checkpointing.interval"] = "2s"
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return str(path)
 
 
+def _running_jobs(run_id: str) -> list[str]:
+    with urllib.request.urlopen(f"{REST}/jobs/overview", timeout=10) as answer:  # noqa: S310 - loopback
+        jobs = json.load(answer)["jobs"]
+    return [j["jid"] for j in jobs if run_id in j["name"] and j["state"] == "RUNNING"]
+
+
+def _cancel(job_id: str) -> None:
+    request = urllib.request.Request(f"{REST}/jobs/{job_id}?mode=cancel", method="PATCH")  # noqa: S310
+    urllib.request.urlopen(request, timeout=10).close()  # noqa: S310 - loopback
+
+
 def test_flink_run_submits_both_jobs(flink_cluster, kafka, redis_client, run_id, tmp_path):
     topics = {"events": f"cl-events-{run_id}", "dead_letter": f"cl-dlq-{run_id}", "triggers": f"cl-tr-{run_id}"}
-    kafka.create_topics(*topics.values())
+    kafka.create_topics(*topics.values(), partitions=1)
     events = [product_added("ann", BEGINNING, product_id="boot", price=99.0)]
     events += [product_viewed("bo", BEGINNING + n * MINUTE, product_id="lamp", category="gear") for n in range(3)]
+    events.append(page_viewed("clock", BEGINNING + 3 * DAY))  # the watermark passes every timer and session
     kafka.produce(topics["events"], [as_json(e) for e in events])
 
     for name, (script, config) in CLICKSTREAM_JOBS.items():
         path = _config_for(name, config, run_id, topics, tmp_path)
-        assert submit(flink_cluster, script, path, ["--bounded"], detached=False) == 0, name
+        assert submit(flink_cluster, script, path, [], detached=True) == 0, name
+    try:
+        log = flink_cluster.logs_dir / "flink-cluster"
+        wait_for(lambda: len(kafka.read_all(topics["triggers"])) >= 3, [], log, "three committed triggers")
+    finally:
+        for job_id in _running_jobs(run_id):
+            _cancel(job_id)
 
     triggers = kafka.read_json(topics["triggers"])
     assert sorted((t["person_id"], t["trigger_type"]) for t in triggers) == [
