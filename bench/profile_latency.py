@@ -1,0 +1,267 @@
+"""Click-to-profile latency of the cart job: from a producer's send to the profile hash showing the click.
+
+    .venv/bin/python -m sandbox up redis kafka
+    .venv/bin/python bench/profile_latency.py           # shipped vs low-latency options, process and thread mode
+    .venv/bin/python bench/profile_latency.py --cases shipped:process low-latency:process --probes 200
+
+The product promises a usable profile within 200 ms of the click. Here the cart job runs unbounded as its
+own process (as under ``make run``), reading a fresh 4-partition topic, the shape of ``clickstream.events``.
+Once it is up, probes go one at a time: a ``Product Added`` for a person never seen before, stamped with the
+current time, sent with ``acks=1`` and flushed; the clock starts just before the send and stops when Redis
+has ``<prefix><person>`` (polled every half millisecond). The next probe waits for the previous one, so the
+job is never queueing: this is the latency of an idle pipeline, the floor of what a shopper sees.
+
+Cases (``<option set>:<mode>``, option sets in flinkbench/configs.py) run in rounds, one job start each, and
+alternate within a round, so slow phases of a shared machine hit all of them; percentiles are over all
+measured probes of a case. Results: ``bench/results/flink-latency-<time>.json``; ``bench/report.py`` draws them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import redis
+from flinkbench.configs import FLINK_CONFIGS, flink_options
+from flinkbench.jobrun import delete_keys, delete_topics, job_config, restart_cause, start_job, stop_job
+from flinkbench.results import RESULTS_DIR, git_sha, machine, median, percentile, write_result
+from flinkbench.workload import create_topics
+from kafka import KafkaProducer
+
+from demo.clickstream import iso
+from sandbox.settings import SandboxSettings, load_settings
+
+__all__ = ["Probe", "main"]
+
+JOB = "cart_abandonment"
+PROMISE_MS = 200.0
+POLL_INTERVAL_S = 0.0005
+PROBE_TIMEOUT_S = 15.0
+READY_TIMEOUT_S = 240.0
+GAP_S = 0.02  # between probes: the job is idle when each one arrives
+PARTITIONS = 4  # as clickstream.events (flink-conf/topics.yaml)
+DEFAULT_CASES = ["shipped:process", "low-latency:process", "shipped:thread", "low-latency:thread"]
+
+
+class JobFailed(RuntimeError):
+    """The job under test exited or restarted; the case is recorded with this message."""
+
+
+@dataclass
+class Probe:
+    """Sends one click at a time and times it until its profile exists."""
+
+    producer: KafkaProducer
+    store: redis.Redis
+    topic: str
+    key_prefix: str
+    tag: str
+    sent: int = 0
+    ack_ms: list[float] = field(default_factory=list)
+
+    def click(self) -> float | None:
+        """One probe; returns milliseconds from send to visible profile, or None after ``PROBE_TIMEOUT_S``."""
+        self.sent += 1
+        person = f"lat-{self.tag}-{self.sent:05d}"
+        body = json.dumps(_product_added(person, self.tag, self.sent), separators=(",", ":")).encode()
+        key = f"{self.key_prefix}{person}"
+        started = time.perf_counter()
+        self.producer.send(self.topic, key=person.encode(), value=body)
+        self.producer.flush()
+        self.ack_ms.append((time.perf_counter() - started) * 1000)
+        deadline = started + PROBE_TIMEOUT_S
+        while time.perf_counter() < deadline:
+            if self.store.exists(key):
+                return (time.perf_counter() - started) * 1000
+            time.sleep(POLL_INTERVAL_S)
+        return None
+
+
+def _product_added(person: str, tag: str, n: int) -> dict[str, Any]:
+    """A valid Segment ``Product Added`` for a new person, stamped now (so it is never behind the watermark)."""
+    return {
+        "type": "track",
+        "event": "Product Added",
+        "userId": person,
+        "messageId": f"lat-{tag}-{n}",
+        "timestamp": iso(int(time.time() * 1000)),
+        "properties": {
+            "product_id": "sku-boot",
+            "name": "Trail Boot",
+            "price": 129.0,
+            "quantity": 1,
+            "currency": "USD",
+            "cart_id": f"cart-{person}",
+        },
+        "context": {"library": {"name": "cartpulse-bench", "version": "1"}},
+    }
+
+
+def _log(message: str) -> None:
+    print(f"{datetime.now().strftime('%H:%M:%S')} {message}", flush=True)
+
+
+def _wait_ready(probe: Probe, process: Any, run: Any) -> float:
+    """Send a probe every 2 s until one shows up: the job is reading and writing. Returns seconds it took."""
+    started = time.monotonic()
+    while time.monotonic() - started < READY_TIMEOUT_S:
+        if process.poll() is not None:
+            raise JobFailed(f"the job exited (code {process.returncode}); see {run.log_path}")
+        if (cause := restart_cause(run)) is not None:
+            raise JobFailed(f"Flink restarted the job: {cause}")
+        if probe.click() is not None:
+            return time.monotonic() - started
+    raise JobFailed(f"no profile within {READY_TIMEOUT_S:.0f} s of starting; see {run.log_path}")
+
+
+def _measure_case(
+    case: str, round_no: int, settings: SandboxSettings, args: argparse.Namespace, workdir: Path
+) -> dict[str, Any]:
+    """Start the job with the case's options, wait until it is live, time the probes, stop it."""
+    config, mode = case.split(":")
+    tag = f"{uuid.uuid4().hex[:8]}-lat-{config}-{mode}"
+    topic = f"bench-clicks-{tag}"
+    create_topics(settings.kafka_bootstrap, {topic: PARTITIONS})
+    run = job_config(JOB, tag, topic, workdir, flink_options(config, mode), bounded=False)
+    create_topics(settings.kafka_bootstrap, {run.triggers_topic: 2, run.dead_letter_topic: 1})
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks=1, linger_ms=0)
+    store = redis.Redis.from_url(settings.redis_url)
+    probe = Probe(producer=producer, store=store, topic=topic, key_prefix=run.key_prefix, tag=tag)
+    result: dict[str, Any] = {"case": case, "round": round_no, "samples_ms": [], "timeouts": 0, "error": None}
+    process = start_job(run, settings)
+    try:
+        result["ready_s"] = round(_wait_ready(probe, process, run), 1)
+        _log(f"      live after {result['ready_s']:.0f} s; {args.warmup} warm-up probes, then {args.probes} measured")
+        for n in range(args.warmup + args.probes):
+            latency = probe.click()
+            if n >= args.warmup:
+                if latency is None:
+                    result["timeouts"] += 1
+                else:
+                    result["samples_ms"].append(round(latency, 2))
+            if (n + 1) % 50 == 0:
+                done = result["samples_ms"]
+                _log(f"      {n + 1} probes; median so far {median(done) or 0:.0f} ms")
+            time.sleep(GAP_S)
+        cause = restart_cause(run)
+        if process.poll() is not None or cause is not None:
+            raise JobFailed(f"the job stopped or restarted during the probes ({cause}); see {run.log_path}")
+    except JobFailed as exc:
+        result["error"] = str(exc)
+        _log(f"      FAILED: {exc}")
+    finally:
+        stop_job(process)
+        producer.close()
+        store.close()
+        result["ack_ms_median"] = round(median(probe.ack_ms) or 0.0, 2)
+        delete_keys(settings, run.key_prefix)
+        delete_topics(settings, [topic, run.triggers_topic, run.dead_letter_topic])
+    return result
+
+
+def summarize(cases: list[str], results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Percentiles per case over all its measured probes, and the share within the 200 ms promise."""
+    rows = []
+    for case in cases:
+        mine = [r for r in results if r["case"] == case]
+        samples = [s for r in mine for s in r["samples_ms"]]
+        pct = {f"p{int(q * 100)}": percentile(samples, q) for q in (0.5, 0.95, 0.99)}
+        rows.append(
+            {
+                "case": case,
+                "probes": len(samples),
+                "timeouts": sum(r["timeouts"] for r in mine),
+                **pct,
+                "max": max(samples) if samples else None,
+                "within_promise": round(sum(s <= PROMISE_MS for s in samples) / len(samples), 3) if samples else None,
+                "round_p50s": [median(r["samples_ms"]) for r in mine],
+                "errors": [r["error"] for r in mine if r["error"]],
+            }
+        )
+    return rows
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    print(f"\nclick → profile latency, ms (sequential probes; promise: {PROMISE_MS:.0f} ms)")
+    header = f"{'case':22} {'probes':>6} {'p50':>8} {'p95':>8} {'p99':>8} {'max':>8} {'≤200 ms':>8}  round p50s"
+    print(header + "\n" + "-" * len(header))
+    for r in rows:
+
+        def f(v: float | None) -> str:
+            return f"{v:,.1f}" if v is not None else "-"
+
+        share = f"{r['within_promise'] * 100:.0f} %" if r["within_promise"] is not None else "-"
+        rounds = ", ".join(f(x) for x in r["round_p50s"])
+        print(
+            f"{r['case']:22} {r['probes']:>6} {f(r['p50']):>8} {f(r['p95']):>8} {f(r['p99']):>8} "
+            f"{f(r['max']):>8} {share:>8}  {rounds}"
+        )
+        for error in r["errors"]:
+            print(f"{'':24}! {error[:200]}")
+    base = next((r for r in rows if r["case"] == "shipped:process"), None)
+    for r in rows:
+        if base and r is not base and r["p50"] and base["p50"]:
+            print(
+                f"shipped:process / {r['case']}: p50 {base['p50'] / r['p50']:.1f}×, p99 {base['p99'] / r['p99']:.1f}×"
+            )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--cases", nargs="+", default=DEFAULT_CASES, help="<option set>:<mode> (default: %(default)s)")
+    parser.add_argument("--probes", type=int, default=100, help="measured probes per case and round")
+    parser.add_argument("--warmup", type=int, default=10, help="probes sent first and not counted")
+    parser.add_argument("--rounds", type=int, default=3, help="job starts per case (default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=None, help="folder for the JSON result (default: bench/results)")
+    args = parser.parse_args(argv)
+    for case in args.cases:
+        config, _, mode = case.partition(":")
+        if config not in FLINK_CONFIGS or mode not in ("process", "thread"):
+            parser.error(f"{case!r}: use <{'|'.join(FLINK_CONFIGS)}>:<process|thread>")
+
+    settings = load_settings()
+    sha, started_at, host = git_sha(), datetime.now(UTC).isoformat(timespec="seconds"), machine()
+    results = []
+    with tempfile.TemporaryDirectory(prefix="flink-latency-") as workdir:
+        for round_no in range(1, args.rounds + 1):
+            for case in args.cases:
+                _log(f"round {round_no}/{args.rounds}: {case} — starting the cart job")
+                results.append(_measure_case(case, round_no, settings, args, Path(workdir)))
+    rows = summarize(args.cases, results)
+    print_table(rows)
+    payload = {
+        "benchmark": "flink-latency",
+        "git_sha": sha,
+        "started_at": started_at,
+        "machine": host,
+        "config": {
+            "command": " ".join(["bench/profile_latency.py", *(argv if argv is not None else sys.argv[1:])]),
+            "job": JOB,
+            "cases": args.cases,
+            "option_sets": {c.split(":")[0]: FLINK_CONFIGS[c.split(":")[0]] for c in args.cases},
+            "probes": args.probes,
+            "warmup": args.warmup,
+            "rounds": args.rounds,
+            "partitions": PARTITIONS,
+            "promise_ms": PROMISE_MS,
+            "poll_interval_ms": POLL_INTERVAL_S * 1000,
+            "producer": "kafka-python, acks=1, linger_ms=0, flushed per probe",
+        },
+        "summary": rows,
+        "rounds": results,
+    }
+    path = write_result("flink-latency", payload, args.out or RESULTS_DIR)
+    print(f"\nresult: {path}   page: .venv/bin/python bench/report.py")
+    return 0 if all(not r["errors"] and not r["timeouts"] for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
