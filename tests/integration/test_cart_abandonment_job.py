@@ -102,7 +102,8 @@ def test_carts_become_reminders_profiles_and_dead_letters(kafka, redis_client, r
     assert json.loads(ann["cart"])["value"] == 90.0
     assert int(ann["cart_updated_ms"]) == t0 + 10 * MINUTE
     bob = redis_client.hgetall(f"{prefix}bob")
-    assert json.loads(bob["cart"])["items"] == []
+    # bought: an empty cart, or none written at all if the job saw the order first (both mean "no cart")
+    assert json.loads(bob.get("cart", '{"items": []}'))["items"] == []
     cy = redis_client.hgetall(f"{prefix}cy")
     assert sorted(i["product_id"] for i in json.loads(cy["cart"])["items"]) == ["bag", "pen"]
     assert redis_client.pttl(f"{prefix}ann") > 0
