@@ -7,7 +7,6 @@ cluster runs with the same settings a user deploys.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -16,7 +15,7 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-from sandbox.process import ServiceError, port_is_open, tail
+from sandbox.process import ServiceError, port_is_open, process_environment, tail
 from sandbox.settings import PROJECT_ROOT, SandboxSettings
 
 __all__ = ["REST_PORT", "cluster_down", "cluster_up", "flink_home", "submit"]
@@ -45,7 +44,7 @@ def _conf_dir(s: SandboxSettings) -> Path:
 def _env(s: SandboxSettings, conf: Path) -> dict[str, str]:
     log_dir = s.logs_dir / "flink-cluster"
     log_dir.mkdir(parents=True, exist_ok=True)
-    return {**os.environ, **s.env(), "FLINK_CONF_DIR": str(conf), "FLINK_LOG_DIR": str(log_dir)}
+    return {**process_environment(), **s.env(), "FLINK_CONF_DIR": str(conf), "FLINK_LOG_DIR": str(log_dir)}
 
 
 def _marker(s: SandboxSettings) -> Path:

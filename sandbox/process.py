@@ -19,11 +19,41 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["ManagedProcess", "ServiceError", "http_ok", "port_is_open", "tail"]
+__all__ = ["ManagedProcess", "ServiceError", "http_ok", "port_is_open", "process_environment", "tail"]
 
 log = logging.getLogger(__name__)
 
 ReadinessCheck = Callable[[], bool]
+
+
+# Variables a local PyFlink job writes into its own process (its loopback worker copies the worker's
+# environment in). A cluster or job started from that process with them would send its Python functions
+# back to the finished job's loopback server (PYTHON_LOOPBACK_SERVER_ADDRESS) or skip starting a JVM.
+PYFLINK_WORKER_VARIABLES = frozenset(
+    {
+        "PYTHON_LOOPBACK_SERVER_ADDRESS",
+        "PYFLINK_GATEWAY_DISABLED",
+        "PYFLINK_GATEWAY_PORT",
+        "_PYFLINK_CONN_INFO_PATH",
+        "_PYTHON_WORKER_MEMORY_LIMIT",
+        "_PYTHON_WORKING_DIR",
+        "BOOT_LOG_DIR",
+        "SEMI_PERSISTENT_DIRECTORY",
+        "WORKER_ID",
+        "PIPELINE_OPTIONS",
+        "LOGGING_API_SERVICE_DESCRIPTOR",
+        "CONTROL_API_SERVICE_DESCRIPTOR",
+        "FLINK_CONF_DIR",
+    }
+)
+
+
+def process_environment() -> dict[str, str]:
+    """This process's environment without what an in-process PyFlink job left in it."""
+    env = {k: v for k, v in os.environ.items() if k not in PYFLINK_WORKER_VARIABLES}
+    if not env.get("JAVA_HOME"):
+        env.pop("JAVA_HOME", None)
+    return env
 
 
 class ServiceError(RuntimeError):
@@ -123,7 +153,7 @@ class ManagedProcess:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 cwd=self.cwd,
-                env={**os.environ, **self.env},
+                env={**process_environment(), **self.env},
                 start_new_session=True,
             )
         self.pid_file.write_text(str(proc.pid))

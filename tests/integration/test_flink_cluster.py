@@ -41,10 +41,17 @@ def _config_for(name: str, config: str, run_id: str, topics: dict[str, str], tmp
     return str(path)
 
 
-def _running_jobs(run_id: str) -> list[str]:
+def _jobs(run_id: str) -> list[dict]:
     with urllib.request.urlopen(f"{REST}/jobs/overview", timeout=10) as answer:  # noqa: S310 - loopback
-        jobs = json.load(answer)["jobs"]
-    return [j["jid"] for j in jobs if run_id in j["name"] and j["state"] == "RUNNING"]
+        return [j for j in json.load(answer)["jobs"] if run_id in j["name"]]
+
+
+def _running_jobs(run_id: str) -> list[str]:
+    return [j["jid"] for j in _jobs(run_id) if j["state"] == "RUNNING"]
+
+
+def _job_states(run_id: str) -> dict[str, str]:
+    return {j["name"]: j["state"] for j in _jobs(run_id)}
 
 
 def _cancel(job_id: str) -> None:
@@ -65,7 +72,13 @@ def test_flink_run_submits_both_jobs(flink_cluster, kafka, redis_client, run_id,
         assert submit(flink_cluster, script, path, [], detached=True) == 0, name
     try:
         log = flink_cluster.logs_dir / "flink-cluster"
-        wait_for(lambda: len(kafka.read_all(topics["triggers"])) >= 3, [], log, "three committed triggers")
+        wait_for(
+            lambda: len(kafka.read_all(topics["triggers"])) >= 3,
+            [],
+            log,
+            "three committed triggers",
+            explain=lambda: f"jobs: {_job_states(run_id)}, triggers so far: {kafka.read_json(topics['triggers'])}",
+        )
     finally:
         for job_id in _running_jobs(run_id):
             _cancel(job_id)

@@ -75,9 +75,16 @@ def running_job(job: str, config: Path, log: Path) -> Iterator[subprocess.Popen[
 
 
 def wait_for(
-    condition: Callable[[], bool], jobs: list[subprocess.Popen[bytes]], log: Path, what: str, timeout_s: float = 300
+    condition: Callable[[], bool],
+    jobs: list[subprocess.Popen[bytes]],
+    log: Path,
+    what: str,
+    timeout_s: float = 300,
+    explain: Callable[[], str] | None = None,
 ) -> None:
-    """Poll ``condition``; fail at once, naming the log, if a job exits instead."""
+    """Poll ``condition``; fail at once, naming the log, if a job exits instead.
+
+    A failure carries the log's errors (and ``explain()``), since CI deletes the sandbox with the clone."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if condition():
@@ -85,4 +92,16 @@ def wait_for(
         for job in jobs:
             assert job.poll() is None, f"a job exited (code {job.returncode}) while waiting for {what}; see {log}"
         time.sleep(1)
-    pytest.fail(f"no {what} within {timeout_s:.0f} s; see {log}")
+    context = explain() if explain else ""
+    pytest.fail(f"no {what} within {timeout_s:.0f} s; see {log}\n{context}\n{log_errors(log)}")
+
+
+def log_errors(log: Path, lines: int = 30) -> str:
+    """The last error lines of a log file, or of the current ``*.log`` files of a log folder."""
+    files = sorted(log.glob("*.log")) if log.is_dir() else [log]
+    found: list[str] = []
+    for path in files:
+        if path.exists():
+            text = path.read_text(errors="replace").splitlines()
+            found += [f"{path.name}: {line}" for line in text if "ERROR" in line or "Exception" in line]
+    return "\n".join(found[-lines:]) or f"(no error lines in {log})"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import sys
+import time
 
 import pytest
 
@@ -86,3 +88,41 @@ def test_stopping_what_a_session_started_never_stops_what_it_found_running(tmp_p
     assert stopped == []
     services.stop_all(load_settings(), ["kafka"])
     assert stopped == ["kafka"]
+
+
+def test_a_service_started_after_a_local_pyflink_job_does_not_inherit_its_worker_variables(tmp_path, monkeypatch):
+    """A local job's loopback worker writes its address into this process; a Flink cluster started with it
+    ran its Python functions back in the test process instead of its own workers."""
+    monkeypatch.setenv("PYTHON_LOOPBACK_SERVER_ADDRESS", "localhost:1")
+    monkeypatch.setenv("PYFLINK_GATEWAY_DISABLED", "true")
+    monkeypatch.setenv("JAVA_HOME", "")
+    monkeypatch.setenv("CARTPULSE_PROBE", "kept")
+    dump = tmp_path / "env.txt"
+    script = (
+        f"import json, os, time; json.dump(dict(os.environ), open({str(dump)!r} + '.tmp', 'w'));"
+        f"os.rename({str(dump)!r} + '.tmp', {str(dump)!r}); time.sleep(30)"
+    )
+    writer = [sys.executable, "-c", script]
+    svc = _process(tmp_path, writer, None)
+    svc.start()
+    try:
+        for _ in range(100):
+            if dump.exists():
+                break
+            time.sleep(0.05)
+        seen = json.loads(dump.read_text())
+    finally:
+        svc.stop()
+    assert seen["CARTPULSE_PROBE"] == "kept"
+    assert not {"PYTHON_LOOPBACK_SERVER_ADDRESS", "PYFLINK_GATEWAY_DISABLED", "JAVA_HOME"} & seen.keys()
+
+
+def test_the_cluster_environment_has_no_loopback_address(monkeypatch, tmp_path):
+    from sandbox import cluster
+    from sandbox.settings import load_settings
+
+    monkeypatch.setenv("PYTHON_LOOPBACK_SERVER_ADDRESS", "localhost:1")
+    monkeypatch.setenv("SANDBOX_HOME", str(tmp_path))
+    env = cluster._env(load_settings(), tmp_path / "conf")
+    assert "PYTHON_LOOPBACK_SERVER_ADDRESS" not in env
+    assert env["FLINK_CONF_DIR"] == str(tmp_path / "conf")
