@@ -97,6 +97,7 @@ class RunRecord:
     problems: list[str]
     outputs: dict[str, Any]
     variant: str = ""
+    logs: str = ""  # where the run's logs were kept (failed runs, or all with --keep-logs)
 
 
 def _interrupted(signum: int, frame: object) -> None:
@@ -136,10 +137,10 @@ def _run_once(
         delete_keys(settings, run.key_prefix)
         delete_topics(settings, [run.triggers_topic, run.dead_letter_topic])
     problems = [finished.error] if finished.error else check_outputs(case.job, expected, outputs)
-    if problems:
-        problems.append(f"logs kept: {run.log_path}, {run.flink_log_dir}")
-    elif not args.keep_logs:
+    logs = f"{run.log_path}, {run.flink_log_dir}"
+    if not problems and not args.keep_logs:
         discard_files(run)
+        logs = ""
     return RunRecord(
         job=case.job,
         mode=case.mode,
@@ -152,6 +153,7 @@ def _run_once(
         problems=problems,
         outputs=asdict(outputs),
         variant=case.variant,
+        logs=logs,
     )
 
 
@@ -267,7 +269,7 @@ def _measure(
                     _log(f"[{done}/{total}] {case.label}, {size:,} events, repetition {rep}")
                     record = _run_once(case, loads[size], expected[size], rep, settings, args)
                     runs.append(record)
-                    verdict = "ok" if record.ok else "WRONG: " + "; ".join(record.problems)[:300]
+                    verdict = "ok" if record.ok else f"WRONG: {'; '.join(record.problems)[:300]} (logs: {record.logs})"
                     _log(f"      {record.seconds:.1f} s, {verdict}")
     finally:
         delete_topics(settings, [f"bench-events-{bench_tag}-{n}" for n in loads])
