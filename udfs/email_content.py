@@ -2,32 +2,30 @@
 
 :func:`build_view_model` takes a trigger (:class:`udfs.cart.AbandonmentTrigger` or
 :class:`udfs.intent.BrowseTrigger`, as the dict off ``email.triggers``), the person's profile hash as Redis holds it
-(every value a string; layout in :mod:`connectors.redis`), an optional product catalog, the A/B variant and the
-shop's :class:`ContentConfig`. Everything it reads is outside input: a missing or malformed field raises
-:class:`InvalidContent` naming it (``trigger.items[1].price``, ``profile.recently_viewed``), which is an
-:class:`~udfs.events.InvalidEvent`, so :func:`udfs.events.dead_letter_record` files it with its field.
+(read by :mod:`udfs.profile_fields`), an optional product catalog, the A/B variant and the shop's
+:class:`ContentConfig`. Every field it reads is checked by :mod:`udfs.content_fields`: a missing or malformed one
+raises :class:`InvalidContent` naming it, which dead-letters the trigger with its field.
 
-Fallbacks, not errors, for what an email can do without: no first name gives "Hi there,"; a first name with
-control characters or over 64 characters counts as none; a product name missing gives the catalog's, else
-"Your item"; a URL that is not http(s) after resolving against the shop (``javascript:``, ``data:``) is dropped
-(the link falls back to the cart or shop, the image is left out); no recommendation left gives an empty list.
+Fallbacks, not errors, for what an email can do without: no first name gives "Hi there,"; a product name missing
+gives the catalog's, else "Your item"; a URL that is not http(s) after resolving against the shop (``javascript:``,
+``data:``) is dropped (the link falls back to the cart or shop, the image is left out); no recommendation left
+gives an empty list.
 
-Money is formatted by :func:`format_money` (English conventions of CLDR, ISO 4217 minor units), because Babel is
-not a dependency; amounts are rounded half up, per line, and the cart total is the sum of the lines shown.
+Money is formatted by :func:`udfs.money.format_money`; cart amounts are rounded per line, and the cart total is
+the sum of the lines shown, so the email adds up.
 """
 
 from __future__ import annotations
 
-import json
-import math
-import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsplit
 
-from udfs.events import InvalidEvent
+from udfs import content_fields, profile_fields
+from udfs.content_fields import InvalidContent
+from udfs.money import format_money, minor_units, round_half_up
 from udfs.unsubscribe import MIN_SECRET_BYTES, sign, unsubscribe_url
 
 __all__ = [
@@ -49,36 +47,6 @@ FALLBACK_GREETING = "Hi there,"
 #: Browse triggers name no template: the trigger type is the template.
 BROWSE_TEMPLATES: frozenset[str] = frozenset({"browse_abandonment", "high_intent"})
 _CART = "cart_abandonment"
-_MAX_NAME_CHARS = 64
-_UNPRINTABLE = frozenset({"Cc", "Cs", "Zl", "Zp"})  # controls (CR, LF, TAB...), surrogates, line/para separators
-
-# ISO 4217 code -> (symbol with its spacing, minor units), as CLDR's English locale writes them.
-_CURRENCIES: dict[str, tuple[str, int]] = {
-    "USD": ("$", 2),
-    "EUR": ("€", 2),
-    "GBP": ("£", 2),
-    "JPY": ("¥", 0),
-    "KRW": ("₩", 0),
-    "CAD": ("CA$", 2),
-    "AUD": ("A$", 2),
-    "NZD": ("NZ$", 2),
-    "HKD": ("HK$", 2),
-    "MXN": ("MX$", 2),
-    "BRL": ("R$", 2),
-    "CNY": ("CN¥", 2),
-    "INR": ("₹", 2),
-    "CHF": ("CHF ", 2),
-    "SEK": ("SEK ", 2),
-    "NOK": ("NOK ", 2),
-    "DKK": ("DKK ", 2),
-    "PLN": ("PLN ", 2),
-    "SGD": ("SGD ", 2),
-    "ZAR": ("ZAR ", 2),
-}
-
-
-class InvalidContent(InvalidEvent):
-    """An input to an email is missing or malformed; ``field`` names it (``profile.cart``, ``trigger.items``)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -124,14 +92,14 @@ class ContentConfig:
     def __post_init__(self) -> None:
         for name in ("shop_url", "cart_url", "unsubscribe_base_url", "cart_restore_url", "category_url"):
             value = getattr(self, name)
-            if value is not None and _absolute_http(value) is None:
+            if value is not None and content_fields.absolute_http(value) is None:
                 raise ValueError(f"ContentConfig.{name} must be an absolute http(s) URL, got {value!r}")
         for name in ("shop_name", "physical_address"):
             if not isinstance(getattr(self, name), str) or not getattr(self, name).strip():
                 raise ValueError(f"ContentConfig.{name} must be a non-empty string")
         if not isinstance(self.unsubscribe_secret, bytes) or len(self.unsubscribe_secret) < MIN_SECRET_BYTES:
             raise ValueError(f"ContentConfig.unsubscribe_secret must be at least {MIN_SECRET_BYTES} bytes")
-        if _currency(self.currency, "ContentConfig.currency") != self.currency:
+        if content_fields.currency(self.currency, "ContentConfig.currency") != self.currency:
             raise ValueError(f"ContentConfig.currency must be an ISO 4217 code, got {self.currency!r}")
         if not isinstance(self.max_recommendations, int) or self.max_recommendations < 0:
             raise ValueError("ContentConfig.max_recommendations must be an integer >= 0")
@@ -139,9 +107,9 @@ class ContentConfig:
 
 def template_for(trigger: Mapping[str, Any]) -> str:
     """The template a trigger asks for: a cart trigger names it (``cart_reminder_1``), a browse trigger is one."""
-    kind = _text(trigger, "trigger_type")
+    kind = content_fields.text(trigger, "trigger_type")
     if kind == _CART:
-        return _text(trigger, "template")
+        return content_fields.text(trigger, "template")
     if kind in BROWSE_TEMPLATES:
         return kind
     raise InvalidContent("trigger.trigger_type", f"must be one of {sorted(BROWSE_TEMPLATES | {_CART})}, got {kind!r}")
@@ -175,34 +143,36 @@ def build_view_model(
     if not isinstance(variant, str) or not (variant.isascii() and variant.isalnum()):
         raise InvalidContent("variant", f"must be a non-empty alphanumeric string, got {variant!r}")
     template = template_for(trigger)
-    person_id = _text(trigger, "person_id")
+    person_id = content_fields.text(trigger, "person_id")
     is_cart = trigger["trigger_type"] == _CART
-    email = _email(profile)
-    first_name = _first_name(profile)
+    email = profile_fields.email(profile)
+    first_name = profile_fields.first_name(profile)
     links = _Links(config, template, variant)
 
-    currency = _currency(trigger.get("currency"), "trigger.currency") if is_cart else config.currency
-    cart_id = _optional_text(trigger, "cart_id") if is_cart else None
+    currency = content_fields.currency(trigger.get("currency"), "trigger.currency") if is_cart else config.currency
+    cart_id = content_fields.optional_text(trigger, "cart_id") if is_cart else None
     items, total = _cart_items(trigger, catalog, currency, links.cart(cart_id), links) if is_cart else ([], None)
-    in_cart = {item["product_id"] for item in items} if is_cart else _profile_cart_ids(profile)
-    product_id = None if is_cart else _optional_id(trigger, "product_id")
-    category = None if is_cart else (_clean(_optional_text(trigger, "category")) or None)
+    in_cart = {item["product_id"] for item in items} if is_cart else profile_fields.profile_cart_ids(profile)
+    product_id = None if is_cart else content_fields.optional_id(trigger, "product_id")
+    category = None if is_cart else (content_fields.clean(content_fields.optional_text(trigger, "category")) or None)
     product = None
     if product_id is not None and product_id in catalog:
         product = _catalog_product(catalog, product_id, config.currency, links)
-    viewed = _json_field(profile, "recently_viewed", list)
-    viewed = _id_list(viewed, "profile.recently_viewed") if viewed is not None else []
+    viewed = profile_fields.json_field(profile, "recently_viewed", list)
+    viewed = content_fields.id_list(viewed, "profile.recently_viewed") if viewed is not None else []
     if not viewed and not is_cart:  # the profile may lag the session that fired the trigger
-        viewed = _id_list(trigger.get("recently_viewed") or [], "trigger.recently_viewed")
-    categories = _id_list(_json_field(profile, "top_categories", list) or [], "profile.top_categories")
+        viewed = content_fields.id_list(trigger.get("recently_viewed") or [], "trigger.recently_viewed")
+    categories = content_fields.id_list(
+        profile_fields.json_field(profile, "top_categories", list) or [], "profile.top_categories"
+    )
     token = sign(person_id, email, config.unsubscribe_secret, issued_at)
     return {
         "template": template,
         "variant": variant,
         "trigger_type": trigger["trigger_type"],
-        "trigger_id": _text(trigger, "trigger_id"),
+        "trigger_id": content_fields.text(trigger, "trigger_id"),
         "person_id": person_id,
-        "reminder_index": _optional_int(trigger, "reminder_index") if is_cart else None,
+        "reminder_index": content_fields.optional_int(trigger, "reminder_index") if is_cart else None,
         "email": email,
         "first_name": first_name,
         "greeting": f"Hi {first_name}," if first_name else FALLBACK_GREETING,
@@ -228,17 +198,6 @@ def build_view_model(
         "physical_address": config.physical_address,
         "unsubscribe_url": unsubscribe_url(config.unsubscribe_base_url, token),
     }
-
-
-def format_money(amount: float | Decimal, currency: str) -> str:
-    """``$1,234.50``, ``€9.99``, ``¥1,235``, ``CHF 12.00``; unknown codes as ``XYZ 1.00`` with 2 decimals.
-
-    :param amount: in major units (dollars, not cents); rounded half up to the currency's minor units.
-    """
-    symbol, digits = _CURRENCIES.get(currency, (f"{currency} ", 2))
-    value = _round(Decimal(str(amount)) if not isinstance(amount, Decimal) else amount, digits)
-    sign_ = "-" if value < 0 else ""
-    return f"{sign_}{symbol}{abs(value):,.{digits}f}"
 
 
 class _Links:
@@ -267,11 +226,11 @@ class _Links:
 
     def product(self, url: str | None) -> str | None:
         """An item's own link, resolved against the shop; ``None`` when absent or not http(s)."""
-        safe = _absolute_http(urljoin(self._config.shop_url, url)) if url else None
+        safe = content_fields.absolute_http(urljoin(self._config.shop_url, url)) if url else None
         return self.track(safe) if safe else None
 
     def image(self, url: str | None) -> str | None:
-        return _absolute_http(urljoin(self._config.shop_url, url)) if url else None
+        return content_fields.absolute_http(urljoin(self._config.shop_url, url)) if url else None
 
     def cart(self, cart_id: str | None) -> str:
         restore = self._config.cart_restore_url
@@ -292,23 +251,29 @@ def _cart_items(
     raw = trigger.get("items")
     if not isinstance(raw, list) or not raw:
         raise InvalidContent.expected("trigger.items", "a non-empty array", raw)
-    digits = _CURRENCIES.get(currency, ("", 2))[1]
+    digits = minor_units(currency)
     items, total = [], Decimal(0)
     for position, line in enumerate(raw):
         where = f"trigger.items[{position}]"
         if not isinstance(line, Mapping):
             raise InvalidContent.expected(where, "an object", line)
-        product_id = _id(line.get("product_id"), f"{where}.product_id")
+        product_id = content_fields.id(line.get("product_id"), f"{where}.product_id")
         known = _catalog_fields(catalog, product_id)
-        price = _round(_price(line.get("price"), f"{where}.price"), digits)
+        price = round_half_up(content_fields.price(line.get("price"), f"{where}.price"), digits)
         quantity = line.get("quantity")
         if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity < 1:
             raise InvalidContent.expected(f"{where}.quantity", "a positive integer", quantity)
         line_total = price * quantity
         total += line_total
-        name = _clean(_optional_str(line.get("name"), f"{where}.name")) or _clean(known["name"]) or "Your item"
-        image = links.image(_optional_str(line.get("image_url"), f"{where}.image_url") or known["image_url"])
-        url = links.product(_optional_str(line.get("url"), f"{where}.url") or known["url"])
+        name = (
+            content_fields.clean(content_fields.optional_str(line.get("name"), f"{where}.name"))
+            or content_fields.clean(known["name"])
+            or "Your item"
+        )
+        image = links.image(
+            content_fields.optional_str(line.get("image_url"), f"{where}.image_url") or known["image_url"]
+        )
+        url = links.product(content_fields.optional_str(line.get("url"), f"{where}.url") or known["url"])
         items.append(
             {
                 "product_id": product_id,
@@ -352,7 +317,7 @@ def _catalog_product(
 ) -> dict[str, Any]:
     """A product the catalog knows, as the catalog describes it; a recommendation or a featured product."""
     known = _catalog_fields(catalog, product_id)
-    name = _clean(known["name"])
+    name = content_fields.clean(known["name"])
     if not name:
         raise InvalidContent(f"catalog[{product_id!r}].name", "missing")
     price = known["price"]
@@ -373,159 +338,15 @@ def _catalog_fields(catalog: Mapping[str, Mapping[str, Any]], product_id: str) -
         raise InvalidContent.expected(where, "an object", entry)
     price = entry.get("price")
     return {
-        "name": _optional_str(entry.get("name"), f"{where}.name"),
-        "price": _price(price, f"{where}.price") if price is not None else None,
-        "image_url": _optional_str(entry.get("image_url"), f"{where}.image_url"),
-        "url": _optional_str(entry.get("url"), f"{where}.url"),
+        "name": content_fields.optional_str(entry.get("name"), f"{where}.name"),
+        "price": content_fields.price(price, f"{where}.price") if price is not None else None,
+        "image_url": content_fields.optional_str(entry.get("image_url"), f"{where}.image_url"),
+        "url": content_fields.optional_str(entry.get("url"), f"{where}.url"),
     }
 
 
 def _category_of(entry: Any) -> str | None:
     return entry.get("category") if isinstance(entry, Mapping) else None
-
-
-def _profile_cart_ids(profile: Mapping[str, str]) -> set[str]:
-    cart = _json_field(profile, "cart", dict)
-    if not cart:
-        return set()
-    items = cart.get("items", [])
-    if not isinstance(items, list) or not all(isinstance(i, Mapping) for i in items):
-        raise InvalidContent.expected("profile.cart.items", "an array of objects", items)
-    return {_id(item.get("product_id"), f"profile.cart.items[{n}].product_id") for n, item in enumerate(items)}
-
-
-def _json_field(profile: Mapping[str, str], name: str, kind: type) -> Any:
-    """A JSON field of the profile parsed, ``None`` when absent or empty; wrong JSON or shape raises."""
-    raw = profile.get(name)
-    if raw is None or raw == "":
-        return None
-    if not isinstance(raw, str):
-        raise InvalidContent.expected(f"profile.{name}", "a string", raw)
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        raise InvalidContent(f"profile.{name}", "is not valid JSON") from None
-    if not isinstance(value, kind):
-        raise InvalidContent.expected(f"profile.{name}", f"a JSON {'object' if kind is dict else 'array'}", value)
-    return value
-
-
-def _email(profile: Mapping[str, str]) -> str:
-    """The address: the profile's ``email`` (the intent job writes it from identify calls), else ``traits.email``."""
-    where, value = "profile.email", profile.get("email")
-    if not value:
-        where, value = "profile.traits.email", _traits(profile).get("email")
-    if not value:
-        raise InvalidContent("profile.email", "missing (the unsubscribe link is signed for the address)")
-    if not isinstance(value, str):
-        raise InvalidContent.expected(where, "a string", value)
-    local, at, domain = value.strip().rpartition("@")
-    if not at or not local or "." not in domain or any(c.isspace() or _unprintable(c) for c in value.strip()):
-        raise InvalidContent.expected(where, "an email address", value)
-    return value.strip()
-
-
-def _first_name(profile: Mapping[str, str]) -> str | None:
-    """The name to greet with, or ``None``: absent, blank, unprintable or overlong names are not used."""
-    value: Any = profile.get("first_name")
-    if not value:
-        traits = _traits(profile)
-        value = traits.get("first_name") or traits.get("firstName")
-    if not isinstance(value, str) or not value.strip():
-        return None
-    name = " ".join(value.split())
-    if len(name) > _MAX_NAME_CHARS or any(_unprintable(c) for c in value):
-        return None
-    return name
-
-
-def _traits(profile: Mapping[str, str]) -> Mapping[str, Any]:
-    """The identify traits (JSON), read only when a top-level field is missing: a bad blob we do not need is no
-    reason to drop an email."""
-    return _json_field(profile, "traits", dict) or {}
-
-
-def _clean(text: str | None) -> str:
-    """Display text on one line: whitespace runs (CR and LF included) become one space, other controls go."""
-    if not text:
-        return ""
-    return " ".join("".join(c for c in text if c.isspace() or not _unprintable(c)).split())
-
-
-def _unprintable(char: str) -> bool:
-    return unicodedata.category(char) in _UNPRINTABLE
-
-
-def _text(data: Mapping[str, Any], name: str) -> str:
-    value = data.get(name)
-    if value is None or value == "":
-        raise InvalidContent(f"trigger.{name}", "missing")
-    if not isinstance(value, str):
-        raise InvalidContent.expected(f"trigger.{name}", "a string", value)
-    return value
-
-
-def _optional_text(data: Mapping[str, Any], name: str) -> str | None:
-    return _optional_str(data.get(name), f"trigger.{name}")
-
-
-def _optional_str(value: Any, where: str) -> str | None:
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise InvalidContent.expected(where, "a string", value)
-    return value
-
-
-def _optional_id(data: Mapping[str, Any], name: str) -> str | None:
-    value = data.get(name)
-    return None if value is None or value == "" else _id(value, f"trigger.{name}")
-
-
-def _optional_int(data: Mapping[str, Any], name: str) -> int | None:
-    value = data.get(name)
-    if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
-        raise InvalidContent.expected(f"trigger.{name}", "an integer", value)
-    return value
-
-
-def _id(value: Any, where: str) -> str:
-    """A product id: a non-blank string, or an integer as the cart accepts them."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidContent.expected(where, "a non-empty string", value)
-    return value
-
-
-def _id_list(values: Any, where: str) -> list[str]:
-    if not isinstance(values, list):
-        raise InvalidContent.expected(where, "an array", values)
-    return [_id(value, f"{where}[{n}]") for n, value in enumerate(values)]
-
-
-def _price(value: Any, where: str) -> Decimal:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise InvalidContent.expected(where, "a finite number >= 0", value)
-    return Decimal(str(value))
-
-
-def _currency(value: Any, where: str) -> str:
-    if value is None or value == "":
-        raise InvalidContent(where, "missing")
-    if not isinstance(value, str) or len(value) != 3 or not value.isascii() or not value.isalpha():
-        raise InvalidContent.expected(where, "an ISO 4217 code such as 'USD'", value)
-    return value.upper()
-
-
-def _round(value: Decimal, digits: int) -> Decimal:
-    return value.quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)
-
-
-def _absolute_http(url: str) -> str | None:
-    """``url`` normalized if it is an absolute http(s) URL, else ``None`` (``javascript:``, ``data:``, relative)."""
-    parts = urlsplit(url)
-    return urlunsplit(parts) if parts.scheme in ("http", "https") and parts.netloc else None
 
 
 def _chain(*iterables: Iterable[str]) -> Iterable[str]:
