@@ -23,13 +23,13 @@ __all__ = [
     "absolute_http",
     "clean",
     "currency",
-    "id",
     "id_list",
     "optional_id",
     "optional_int",
     "optional_str",
     "optional_text",
     "price",
+    "required_id",
     "text",
     "unprintable",
 ]
@@ -75,7 +75,7 @@ def optional_str(value: Any, where: str) -> str | None:
 
 def optional_id(data: Mapping[str, Any], name: str) -> str | None:
     value = data.get(name)
-    return None if value is None or value == "" else id(value, f"trigger.{name}")
+    return None if value is None or value == "" else required_id(value, f"trigger.{name}")
 
 
 def optional_int(data: Mapping[str, Any], name: str) -> int | None:
@@ -85,8 +85,7 @@ def optional_int(data: Mapping[str, Any], name: str) -> int | None:
     return value
 
 
-# Named as callers read it, ``content_fields.id(...)``; in this module it shadows the builtin, which is not used here.
-def id(value: Any, where: str) -> str:
+def required_id(value: Any, where: str) -> str:
     """A product id: a non-blank string, or an integer as the cart accepts them."""
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
@@ -98,7 +97,7 @@ def id(value: Any, where: str) -> str:
 def id_list(values: Any, where: str) -> list[str]:
     if not isinstance(values, list):
         raise InvalidContent.expected(where, "an array", values)
-    return [id(value, f"{where}[{n}]") for n, value in enumerate(values)]
+    return [required_id(value, f"{where}[{n}]") for n, value in enumerate(values)]
 
 
 def price(value: Any, where: str) -> Decimal:

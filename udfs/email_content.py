@@ -257,7 +257,7 @@ def _cart_items(
         where = f"trigger.items[{position}]"
         if not isinstance(line, Mapping):
             raise InvalidContent.expected(where, "an object", line)
-        product_id = content_fields.id(line.get("product_id"), f"{where}.product_id")
+        product_id = content_fields.required_id(line.get("product_id"), f"{where}.product_id")
         known = _catalog_fields(catalog, product_id)
         price = round_half_up(content_fields.price(line.get("price"), f"{where}.price"), digits)
         quantity = line.get("quantity")

@@ -85,5 +85,6 @@ def profile_cart_ids(profile: Mapping[str, str]) -> set[str]:
     if not isinstance(items, list) or not all(isinstance(i, Mapping) for i in items):
         raise InvalidContent.expected("profile.cart.items", "an array of objects", items)
     return {
-        content_fields.id(item.get("product_id"), f"profile.cart.items[{n}].product_id") for n, item in enumerate(items)
+        content_fields.required_id(item.get("product_id"), f"profile.cart.items[{n}].product_id")
+        for n, item in enumerate(items)
     }
