@@ -72,9 +72,12 @@ e2e: deps jars venv ## the demo shop in headless Chromium, through the collector
 bench-collector: up ## load the collector on loopback; JSON in bench/results/ (see BENCHMARKS.md)
 	$(PY) bench/collector_load.py
 
-lint: venv ## ruff
+MYPY_PATHS := udfs connectors jobs collector sandbox admin esp_sandbox demo bench
+
+lint: venv ## ruff, and mypy over the code that ships and runs (settings in pyproject.toml)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy $(MYPY_PATHS)
 
 clean: down ## remove the sandbox's data and logs (keeps the jars and the venv)
 	rm -rf $(SANDBOX)/data $(SANDBOX)/logs $(SANDBOX)/checkpoints $(SANDBOX)/run $(SANDBOX)/kafka

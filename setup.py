@@ -46,6 +46,8 @@ setup(
         "dev": [
             "pytest==9.2.0",
             "ruff==0.17.5",
+            "mypy==2.4.1",  # `make lint`; settings in pyproject.toml (requests ships its own types)
+            "types-PyYAML==6.0.12.20261122",
             "httpx2==2.16.2",  # starlette's TestClient
             "selenium==4.51.0",  # drives Debian's chromium through /usr/bin/chromedriver; never downloads
             "segment-analytics-python==2.4.0",  # the real SDKs, pointed at the collector

@@ -36,6 +36,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypedDict
 from urllib.parse import urlsplit
 
 __all__ = ["LoadConfig", "LoadResult", "main", "run"]
@@ -133,9 +134,15 @@ async def _request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, h
     return status
 
 
-async def _worker(
-    config: LoadConfig, bodies: list[bytes], cursor: list[int], deadline: float, out: dict[str, object]
-) -> None:
+class _Tally(TypedDict):
+    """What the workers of one phase count: latencies of measured requests, answers by status, errors by type."""
+
+    latencies: list[float]
+    statuses: Counter[str]
+    errors: Counter[str]
+
+
+async def _worker(config: LoadConfig, bodies: list[bytes], cursor: list[int], deadline: float, out: _Tally) -> None:
     parts = urlsplit(config.url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     path = "/v1/track" if config.batch == 1 else "/v1/batch"
@@ -144,9 +151,9 @@ async def _worker(
         f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Basic {token}\r\n"
         "Content-Type: application/json\r\nContent-Length: "
     ).encode()
-    latencies: list[float] = out["latencies"]  # type: ignore[assignment]
-    statuses: Counter[str] = out["statuses"]  # type: ignore[assignment]
-    errors: Counter[str] = out["errors"]  # type: ignore[assignment]
+    latencies = out["latencies"]
+    statuses = out["statuses"]
+    errors = out["errors"]
     connection: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
     while cursor[0] < len(bodies) and time.monotonic() < deadline:
         index = cursor[0]
@@ -170,8 +177,8 @@ async def _worker(
         connection[1].close()
 
 
-async def _drive(config: LoadConfig, bodies: list[bytes]) -> tuple[float, dict[str, object]]:
-    out: dict[str, object] = {"latencies": [], "statuses": Counter(), "errors": Counter()}
+async def _drive(config: LoadConfig, bodies: list[bytes]) -> tuple[float, _Tally]:
+    out: _Tally = {"latencies": [], "statuses": Counter(), "errors": Counter()}
     warm, rest = bodies[: config.warmup], bodies[config.warmup :]
     if warm:
         await asyncio.gather(
@@ -250,13 +257,13 @@ def run(config: LoadConfig) -> LoadResult:
         },
     )
     duration, out = asyncio.run(_drive(config, bodies))
-    latencies = sorted(out["latencies"])  # type: ignore[type-var]
-    statuses: Counter[str] = out["statuses"]  # type: ignore[assignment]
+    latencies = sorted(out["latencies"])
+    statuses = out["statuses"]
     result.machine["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     result.duration_s = round(duration, 3)
     result.requests_done = len(latencies)
     result.statuses = dict(statuses)
-    result.errors = dict(out["errors"])  # type: ignore[call-overload]
+    result.errors = dict(out["errors"])
     result.events_accepted = statuses.get("200", 0) * config.batch
     result.requests_per_s = round(result.requests_done / duration, 1) if duration else 0.0
     result.events_per_s = round(result.events_accepted / duration, 1) if duration else 0.0

@@ -15,7 +15,7 @@ import json
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 
 import redis
 
@@ -75,7 +75,8 @@ class DeliveryLedger:
         with translate_redis_errors(f"claiming trigger {trigger_id}"):
             if self.client.set(key, fresh.to_json(), nx=True, px=self.claim_ttl_ms):
                 return None
-            existing = self.client.get(key)
+            # redis-py types replies as Awaitable | Any (sync and async clients share stubs); ours is sync
+            existing = cast(bytes | None, self.client.get(key))
         return Claim.from_json(existing) if existing else None
 
     def update(self, trigger_id: str, claim: Claim) -> None:
@@ -89,7 +90,8 @@ class DeliveryLedger:
 
     def get(self, trigger_id: str) -> Claim | None:
         with translate_redis_errors(f"reading trigger {trigger_id}"):
-            raw = self.client.get(f"{self.prefix}claim:{trigger_id}")
+            # redis-py types replies as Awaitable | Any (sync and async clients share stubs); ours is sync
+            raw = cast(bytes | None, self.client.get(f"{self.prefix}claim:{trigger_id}"))
         return Claim.from_json(raw) if raw else None
 
     # frequency caps -------------------------------------------------------------------------------
@@ -105,7 +107,11 @@ class DeliveryLedger:
 
     def sends_since(self, person_id: str, since_ms: int) -> list[int]:
         with translate_redis_errors(f"reading the sends to {person_id!r}"):
-            pairs = self.client.zrangebyscore(f"{self.prefix}sends:{person_id}", since_ms, "+inf", withscores=True)
+            # redis-py types replies as Awaitable | Any (sync and async clients share stubs); ours is sync
+            pairs = cast(
+                list[tuple[bytes, float]],
+                self.client.zrangebyscore(f"{self.prefix}sends:{person_id}", since_ms, "+inf", withscores=True),
+            )
         return sorted(int(score) for _, score in pairs)
 
     # suppression ----------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ import json
 import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 import redis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -117,7 +117,8 @@ class ProfileStore:
     def trigger_history(self, person_id: str) -> list[dict[str, Any]]:
         client = self._connected()
         with translate_redis_errors(f"reading the triggers of {person_id!r}"):
-            members = client.zrange(f"{self.key(person_id)}:triggers", 0, -1)
+            # redis-py types replies as Awaitable | Any (sync and async clients share stubs); ours is sync
+            members = cast(list[bytes], client.zrange(f"{self.key(person_id)}:triggers", 0, -1))
         return [json.loads(m) for m in members]
 
     def _connected(self) -> redis.Redis:
@@ -128,7 +129,8 @@ class ProfileStore:
     def read(self, person_id: str) -> dict[str, str]:
         client = self._connected()
         with translate_redis_errors(f"reading the profile of {person_id!r}"):
-            raw = client.hgetall(self.key(person_id))
+            # redis-py types replies as Awaitable | Any (sync and async clients share stubs); ours is sync
+            raw = cast(dict[bytes, bytes], client.hgetall(self.key(person_id)))
         return {k.decode(): v.decode() for k, v in raw.items()}
 
     def close(self) -> None:

@@ -70,7 +70,7 @@ def status(s: SandboxSettings) -> dict[str, str]:
         pid = process.pid()
         if pid is not None:
             result[name] = f"up (pid {pid}) on {process.host}:{process.port}, log {process.log_file}"
-        elif port_is_open(process.host, process.port):
+        elif process.port is not None and port_is_open(process.host, process.port):
             result[name] = f"port {process.port} is served by a program the sandbox did not start"
         else:
             result[name] = "down"

@@ -17,7 +17,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypedDict
 
 from udfs.events import InvalidEvent, load_json_object
 
@@ -83,6 +83,17 @@ class Trigger:
     session_start_ms: int | None = None
 
 
+class _CommonFields(TypedDict):
+    """The :class:`Trigger` fields every trigger type has."""
+
+    trigger_id: str
+    trigger_type: str
+    person_id: str
+    fired_at_ms: int
+    priority: int
+    payload: Mapping[str, Any]
+
+
 def parse_trigger(raw: bytes | str, priorities: Mapping[str, int] = DEFAULT_PRIORITIES) -> Trigger:
     """Validate one ``email.triggers`` record.
 
@@ -102,7 +113,7 @@ def parse_trigger(raw: bytes | str, priorities: Mapping[str, int] = DEFAULT_PRIO
         raise InvalidTrigger("trigger_type", f"{problem}; expected one of {_EXPECTED_TYPES}")
     person_id = _text(doc, "person_id")
     fired_at_ms = _epoch_ms(doc, "fired_at_ms")
-    common = {
+    common: _CommonFields = {
         "trigger_id": trigger_id,
         "trigger_type": trigger_type,
         "person_id": person_id,

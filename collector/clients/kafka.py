@@ -16,8 +16,8 @@ import logging
 import time
 from collections.abc import Sequence
 
-from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
-from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 
 from collector.clients.base import OutgoingRecord
 from collector.errors import BackendUnavailable

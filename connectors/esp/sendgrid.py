@@ -63,9 +63,8 @@ class SendGridProvider:
     def find_sent(self, trigger_id: str) -> SendResult | None:
         query = f"unique_args['trigger_id']=\"{trigger_id}\""
         try:
-            answer = self._session.get(
-                f"{self.base_url}/v3/messages", params={"query": query, "limit": 10}, timeout=self.timeout_s
-            )
+            params: dict[str, str | int] = {"query": query, "limit": 10}
+            answer = self._session.get(f"{self.base_url}/v3/messages", params=params, timeout=self.timeout_s)
         except requests.RequestException as exc:
             raise TransientError(f"sendgrid: activity lookup failed: {exc}") from exc
         if answer.status_code == 429 or answer.status_code >= 500:

@@ -129,8 +129,10 @@ class DeliveryFunction(KeyedProcessFunction):
         }
 
     def close(self) -> None:
-        for closable in (self.profiles, self.ledger, *self.providers.values()):
-            closable.close()
+        self.profiles.close()
+        self.ledger.close()
+        for provider in self.providers.values():
+            provider.close()
 
     # Flink callbacks ------------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 from pyflink.common import Row
 from pyflink.datastream import FlatMapFunction, RuntimeContext
@@ -31,7 +32,7 @@ class WriteTraits(FlatMapFunction):
         if self.profiles is not None:
             self.profiles.close()
 
-    def flat_map(self, value: Row):  # type: ignore[no-untyped-def]
+    def flat_map(self, value: Row) -> Iterator[Row]:
         if '"identify"' not in value[2]:  # cheap pre-check before parsing again
             return
         event = json.loads(value[2])
