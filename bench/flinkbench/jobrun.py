@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import redis
 import yaml
@@ -253,10 +253,10 @@ def delete_keys(settings: SandboxSettings, prefix: str) -> int:
         for key in client.scan_iter(f"{prefix}*", SCAN_BATCH):
             batch.append(key)
             if len(batch) >= SCAN_BATCH:
-                deleted += client.unlink(*batch)
+                deleted += cast(int, client.unlink(*batch))  # redis-py types sync replies as Awaitable | Any
                 batch.clear()
         if batch:
-            deleted += client.unlink(*batch)
+            deleted += cast(int, client.unlink(*batch))  # redis-py types sync replies as Awaitable | Any
     finally:
         client.close()
     return deleted
