@@ -1,11 +1,13 @@
-"""Click-to-profile latency of the cart job: from a producer's send to the profile hash showing the click.
+"""Click-to-profile latency of a clickstream job: from a producer's send to the profile hash showing the click.
 
     .venv/bin/python -m sandbox up redis kafka
     .venv/bin/python bench/profile_latency.py           # shipped vs low-latency options, process and thread mode
     .venv/bin/python bench/profile_latency.py --cases shipped:process low-latency:process --probes 200
+    .venv/bin/python bench/profile_latency.py --job intent_scoring --cases shipped:process low-latency:process
 
-The product promises a usable profile within 200 ms of the click. Here the cart job runs unbounded as its
-own process (as under ``make run``), reading a fresh 4-partition topic, the shape of ``clickstream.events``.
+The product promises a usable profile within 200 ms of the click. Here the job (the cart job unless
+``--job``) runs unbounded as its own process (as under ``make run``), reading a fresh 4-partition topic,
+the shape of ``clickstream.events``.
 Once it is up, probes go one at a time: a ``Product Added`` for a person never seen before, stamped with the
 current time, sent with ``acks=1`` and flushed; the clock starts just before the send and stops when Redis
 has ``<prefix><person>`` (polled every half millisecond). The next probe waits for the previous one, so the
@@ -41,7 +43,7 @@ from sandbox.settings import SandboxSettings, load_settings
 
 __all__ = ["Probe", "main"]
 
-JOB = "cart_abandonment"
+JOBS = ("cart_abandonment", "intent_scoring")  # both write the profile on every event
 PROMISE_MS = 200.0
 POLL_INTERVAL_S = 0.0005
 PROBE_TIMEOUT_S = 15.0
@@ -130,7 +132,7 @@ def _measure_case(
     tag = f"{uuid.uuid4().hex[:8]}-lat-{config}-{mode}"
     topic = f"bench-clicks-{tag}"
     create_topics(settings.kafka_bootstrap, {topic: PARTITIONS})
-    run = job_config(JOB, tag, topic, workdir, flink_options(config, mode), bounded=False)
+    run = job_config(args.job, tag, topic, workdir, flink_options(config, mode), bounded=False)
     create_topics(settings.kafka_bootstrap, {run.triggers_topic: 2, run.dead_letter_topic: 1})
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks=1, linger_ms=0)
     store = redis.Redis.from_url(settings.redis_url)
@@ -217,6 +219,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cases", nargs="+", default=DEFAULT_CASES, help="<option set>:<mode> (default: %(default)s)")
+    parser.add_argument("--job", choices=JOBS, default=JOBS[0], help="the job under test (default: %(default)s)")
     parser.add_argument("--probes", type=int, default=100, help="measured probes per case and round")
     parser.add_argument("--warmup", type=int, default=10, help="probes sent first and not counted")
     parser.add_argument("--rounds", type=int, default=3, help="job starts per case (default: %(default)s)")
@@ -233,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="flink-latency-") as workdir:
         for round_no in range(1, args.rounds + 1):
             for case in args.cases:
-                _log(f"round {round_no}/{args.rounds}: {case} — starting the cart job")
+                _log(f"round {round_no}/{args.rounds}: {case} — starting {args.job}")
                 results.append(_measure_case(case, round_no, settings, args, Path(workdir)))
     rows = summarize(args.cases, results)
     print_table(rows)
@@ -244,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": host,
         "config": {
             "command": " ".join(["bench/profile_latency.py", *(argv if argv is not None else sys.argv[1:])]),
-            "job": JOB,
+            "job": args.job,
             "cases": args.cases,
             "option_sets": {c.split(":")[0]: FLINK_CONFIGS[c.split(":")[0]] for c in args.cases},
             "probes": args.probes,
