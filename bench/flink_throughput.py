@@ -51,7 +51,7 @@ from flinkbench.jobrun import (
 from flinkbench.results import RESULTS_DIR, git_sha, machine, median, write_result
 from flinkbench.workload import Expected, Workload, check_outputs, create_topics, expected_outputs, produce, workload
 
-from sandbox.settings import SandboxSettings, load_settings
+from sandbox.settings import PROJECT_ROOT, SandboxSettings, load_settings
 
 __all__ = ["Case", "RunRecord", "main", "summarize"]
 
@@ -63,9 +63,9 @@ DEFAULT_TIMEOUT_S = 420.0
 class Case:
     """One configuration measured: a job, an execution mode, a named set of Flink options, and the code.
 
-    ``variant`` is empty for the working tree, or the name of a ``--variant`` (a copy of the tree with a
-    candidate change, put first on the jobs' ``PYTHONPATH``), so a change is measured side by side with
-    the code it would replace before anyone keeps it.
+    ``variant`` is empty for the working tree, or the name of a ``--variant`` (another copy of the project,
+    e.g. a ``git worktree`` of an older commit: its job script and shipped config run, with it first on the
+    jobs' ``PYTHONPATH``), so a change is measured side by side with the code it replaces.
     """
 
     job: str
@@ -122,11 +122,13 @@ def _run_once(
     case: Case, load: Workload, expected: Expected, repetition: int, settings: SandboxSettings, args: argparse.Namespace
 ) -> RunRecord:
     tag = f"{uuid.uuid4().hex[:8]}-{case.job[:4]}-{case.mode[:4]}-{load.events}"
-    run = job_config(case.job, tag, load.topic, args.workdir, flink_options(case.config, case.mode), bounded=True)
+    root = Path(args.variants[case.variant]) if case.variant else PROJECT_ROOT
+    options = flink_options(case.config, case.mode)
+    run = job_config(case.job, tag, load.topic, args.workdir, options, bounded=True, root=root)
     create_topics(settings.kafka_bootstrap, {run.triggers_topic: 2, run.dead_letter_topic: 1})
     try:
         started = time.monotonic()
-        extra_env = {"PYTHONPATH": args.variants[case.variant]} if case.variant else {}
+        extra_env = {"PYTHONPATH": str(root)} if case.variant else {}
         process = start_job(run, settings, extra_env)
         try:
             finished = wait_job(process, run, started, args.timeout, lambda s: _log(f"      ... {s:.0f} s"))
@@ -294,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         default=[],
         metavar="NAME=DIR",
-        help="also run every case with DIR (a copy of the project with a candidate change) first on PYTHONPATH",
+        help="also run every case from DIR, another copy of the project (e.g. a git worktree of the last commit)",
     )
     parser.add_argument("--keep-logs", action="store_true", help="keep every run's logs (default: failed runs')")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds before a run is stopped")

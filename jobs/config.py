@@ -108,6 +108,8 @@ class CartSettings(_Section):
     max_reminders: int = Field(2, ge=1)
     dedup_window: int = Field(64, ge=0)
     state_ttl: DurationMs = 30 * 86_400_000
+    follow_logins: bool = True
+    max_anonymous_events: int = Field(256, ge=1)
 
     @field_validator("reminders")
     @classmethod

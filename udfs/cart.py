@@ -35,6 +35,8 @@ from udfs.events import ClickEvent
 
 __all__ = [
     "CART_EVENTS",
+    "CART_TRANSFERRED",
+    "ORDER_COMPLETED",
     "NO_WATERMARK",
     "AbandonmentTrigger",
     "CartDecision",
@@ -52,6 +54,8 @@ PRODUCT_REMOVED = "Product Removed"
 CART_VIEWED = "Cart Viewed"
 CHECKOUT_STARTED = "Checkout Started"
 ORDER_COMPLETED = "Order Completed"
+#: Made by the job, not a shop: this person's cart moved to the person they logged in as (:mod:`udfs.identity`).
+CART_TRANSFERRED = "Cart Transferred"
 _KINDS: dict[str, OpKind] = {
     PRODUCT_ADDED: OpKind.ADD,
     PRODUCT_REMOVED: OpKind.REMOVE,
@@ -266,6 +270,8 @@ def apply_event(
     """
     if state is not None and (event.message_id in state.recent_message_ids or state.log.has_message(event.message_id)):
         return CartDecision(state)
+    if event.type == "track" and event.name == CART_TRANSFERRED:
+        return CartDecision(None, (), cart_changed=state is not None and bool(state.items))
     if event.type != "track" or event.name not in CART_EVENTS:
         return CartDecision(state)
 

@@ -60,6 +60,8 @@ class ClickEvent:
     :param name: the track ``event`` or the page/screen ``name``; ``""`` when there is none.
     :param event_time_ms: the event's ``timestamp`` in epoch milliseconds (UTC).
     :param properties: the event's ``properties`` object, not copied; treat it as read-only.
+    :param anonymous_id: the event's ``anonymousId`` (the browser or device), if any.
+    :param previous_id: an ``alias`` call's ``previousId``, the identity it links to ``person_id``.
     """
 
     message_id: str
@@ -68,6 +70,20 @@ class ClickEvent:
     name: str
     event_time_ms: int
     properties: Mapping[str, Any]
+    anonymous_id: str | None = None
+    previous_id: str | None = None
+
+    @property
+    def device_id(self) -> str:
+        """The identity the event was made under before any login: where an anonymous cart lives."""
+        return self.previous_id or self.anonymous_id or self.person_id
+
+    @property
+    def links_to(self) -> str | None:
+        """The person an ``identify`` or ``alias`` call joins :attr:`device_id` to; ``None`` for any other call."""
+        if self.type not in ("identify", "alias") or self.person_id == self.device_id:
+            return None
+        return self.person_id
 
 
 def parse_event(raw: bytes | str) -> ClickEvent:
@@ -90,6 +106,8 @@ def parse_event(raw: bytes | str) -> ClickEvent:
         name=_name(doc, event_type),
         event_time_ms=_event_time_ms(doc.get("timestamp")),
         properties=_properties(doc.get("properties")),
+        anonymous_id=_identity(doc, "anonymousId"),
+        previous_id=_identity(doc, "previousId") if event_type == "alias" else None,
     )
 
 

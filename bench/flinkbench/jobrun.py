@@ -73,6 +73,7 @@ class JobRun:
     key_prefix: str
     config_path: Path
     log_path: Path
+    root: Path = PROJECT_ROOT  # the tree whose job script and shipped config run (a variant's copy, or ours)
 
     @property
     def flink_log_dir(self) -> Path:
@@ -104,10 +105,11 @@ def job_config(
     workdir: Path,
     flink_options: Mapping[str, object],
     bounded: bool,
+    root: Path = PROJECT_ROOT,
 ) -> JobRun:
-    """Write the shipped config of ``job`` with fresh names and ``flink_options`` on top; return the run."""
+    """Write the shipped config of ``job`` (as ``root`` ships it) with fresh names and ``flink_options`` on top."""
     _, shipped = JOBS[job]
-    cfg: dict[str, Any] = yaml.safe_load((PROJECT_ROOT / shipped).read_text())
+    cfg: dict[str, Any] = yaml.safe_load((root / shipped).read_text())
     run = JobRun(
         job=job,
         tag=tag,
@@ -117,6 +119,7 @@ def job_config(
         key_prefix=f"bench-{tag}:profile:",
         config_path=workdir / f"{tag}.yaml",
         log_path=workdir / f"{tag}.log",
+        root=root,
     )
     cfg["job_name"] = f"bench-{tag}"
     cfg["kafka"].update({"group_id": f"bench-{tag}", "starting_offsets": "earliest", "bounded": bounded})
@@ -139,10 +142,10 @@ def start_job(
     env = {**os.environ, **settings.env(), "FLINK_LOG_DIR": str(run.flink_log_dir), **(extra_env or {})}
     with open(run.log_path, "wb") as log:
         return subprocess.Popen(  # noqa: S603 - our own interpreter and job script
-            [sys.executable, str(PROJECT_ROOT / script), "--config", str(run.config_path)],
+            [sys.executable, str(run.root / script), "--config", str(run.config_path)],
             stdout=log,
             stderr=subprocess.STDOUT,
-            cwd=PROJECT_ROOT,
+            cwd=run.root,
             env=env,
             start_new_session=True,
         )

@@ -11,7 +11,7 @@ from jobs.cart_abandonment import DEFAULT_CONFIG, build, policy_from
 from jobs.config import CartAbandonmentConfig, load_config
 from jobs.flink_env import make_env
 from jobs.runner import JobSinks
-from tests.support.events import BEGINNING, HOUR, MINUTE, as_json, order_completed, product_added
+from tests.support.events import BEGINNING, HOUR, MINUTE, anonymous, as_json, login, order_completed, product_added
 from udfs.cart import apply_event
 from udfs.events import parse_event
 
@@ -61,9 +61,16 @@ def test_carts_become_reminders_profiles_and_dead_letters(kafka, redis_client, r
         product_added("cy", t0 + 5 * MINUTE, product_id="bag", price=50.0),
         product_added("cy", t0 + 2 * MINUTE, product_id="pen", price=1.5),
     ]
+    # dee fills a cart before logging in; at login it becomes hers, and the browser's copy sends nothing.
+    # One partition, in this order, so the job holds the browser's cart before it sees the login.
+    dee = [
+        anonymous(product_added("x", t0 + MINUTE, product_id="cap", price=12.0), "browser-dee"),
+        login("dee", t0 + 20 * MINUTE, "browser-dee"),
+    ]
     records = [as_json(e) for e in events] + [as_json(events[1])]  # ann's second add, sent twice
     records += [b"{not json", as_json({**events[0], "userId": None, "anonymousId": None, "messageId": "x"})]
     kafka.produce(cfg.topics.events, records)
+    kafka.produce(cfg.topics.events, [as_json(e) for e in dee], key="browser-dee")
 
     _run(cfg)
 
@@ -74,12 +81,16 @@ def test_carts_become_reminders_profiles_and_dead_letters(kafka, redis_client, r
         ("ann", 2, t0 + 10 * MINUTE + 24 * HOUR),
         ("cy", 1, t0 + 5 * MINUTE + HOUR),
         ("cy", 2, t0 + 5 * MINUTE + 24 * HOUR),
+        ("dee", 1, t0 + MINUTE + HOUR),
+        ("dee", 2, t0 + MINUTE + 24 * HOUR),
     ]
     ann_first = next(t for t in triggers if t["person_id"] == "ann" and t["reminder_index"] == 1)
     assert ann_first["template"] == "cart_reminder_1"
     assert ann_first["value"] == 90.0
     assert sorted(item["product_id"] for item in ann_first["items"]) == ["shoe", "sock"]
-    assert len({t["trigger_id"] for t in triggers}) == 4
+    assert len({t["trigger_id"] for t in triggers}) == 6
+    dee_first = next(t for t in triggers if t["person_id"] == "dee" and t["reminder_index"] == 1)
+    assert [(i["product_id"], i["price"]) for i in dee_first["items"]] == [("cap", 12.0)]
 
     dead = kafka.read_json(cfg.topics.dead_letter)
     assert len(dead) == 2
@@ -91,7 +102,7 @@ def test_carts_become_reminders_profiles_and_dead_letters(kafka, redis_client, r
     policy = policy_from(cfg)
     for person in ("ann", "cy"):
         state = None
-        for event in (e for e in events if e["userId"] == person):
+        for event in (e for e in events if e.get("userId") == person):
             state = apply_event(state, parse_event(as_json(event)), policy).state
         stored = json.loads(redis_client.hget(f"{prefix}{person}", "cart"))
         assert stored["value"] == state.value
@@ -107,3 +118,8 @@ def test_carts_become_reminders_profiles_and_dead_letters(kafka, redis_client, r
     cy = redis_client.hgetall(f"{prefix}cy")
     assert sorted(i["product_id"] for i in json.loads(cy["cart"])["items"]) == ["bag", "pen"]
     assert redis_client.pttl(f"{prefix}ann") > 0
+    dee = redis_client.hgetall(f"{prefix}dee")
+    assert [i["product_id"] for i in json.loads(dee["cart"])["items"]] == ["cap"]
+    # the browser's own profile: an emptied cart, or none if the login was seen before the add
+    browser = redis_client.hgetall(f"{prefix}browser-dee")
+    assert json.loads(browser.get("cart", '{"items": []}'))["items"] == []

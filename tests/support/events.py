@@ -192,6 +192,18 @@ def category_page_viewed(
     return event("page", person, t_ms, name=name, properties=props, message_id=message_id)
 
 
+def anonymous(doc: Mapping[str, Any], device: str) -> dict[str, Any]:
+    """The call as the collector forwards one made before login: no userId, keyed by the browser's id."""
+    anonymous_doc = {**doc, "anonymousId": device, "personId": device}
+    anonymous_doc.pop("userId", None)
+    return anonymous_doc
+
+
+def login(person: str, t_ms: int, device: str) -> dict[str, Any]:
+    """The identify a login sends: it links the browser ``device`` to ``person``."""
+    return {**event("identify", person, t_ms), "anonymousId": device, "personId": person}
+
+
 def as_json(doc: Mapping[str, Any]) -> bytes:
     """The record value the collector would produce."""
     return json.dumps(doc, separators=(",", ":")).encode("utf-8")

@@ -6,15 +6,14 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from pyflink.common import Row, Types
-from pyflink.common.time import Time
+from pyflink.common import Row
 from pyflink.datastream import KeyedProcessFunction, RuntimeContext
-from pyflink.datastream.state import StateTtlConfig, ValueStateDescriptor
 
 from connectors.redis import ProfileStore
 from udfs.cart import CartDecision, CartPolicy, CartState, apply_event, fire_timer
 from udfs.events import InvalidEvent, dead_letter_record, parse_event
 from udfs.flink.parse import DEAD_LETTER, LATE, late_record
+from udfs.flink.state import expiring_json_state
 
 __all__ = ["CartAbandonmentFunction"]
 
@@ -34,14 +33,7 @@ class CartAbandonmentFunction(KeyedProcessFunction):
         self.profiles: ProfileStore | None = None
 
     def open(self, runtime_context: RuntimeContext) -> None:
-        descriptor = ValueStateDescriptor("cart", Types.STRING())
-        descriptor.enable_time_to_live(
-            StateTtlConfig.new_builder(Time.milliseconds(self.state_ttl_ms))
-            .set_update_type(StateTtlConfig.UpdateType.OnCreateAndWrite)
-            .set_state_visibility(StateTtlConfig.StateVisibility.NeverReturnExpired)
-            .build()
-        )
-        self.cart = runtime_context.get_state(descriptor)
+        self.cart = expiring_json_state(runtime_context, "cart", self.state_ttl_ms)
         self.profiles = ProfileStore(self.redis_url, self.key_prefix, self.profile_ttl_ms)
         self.profiles.setup()
         metrics = runtime_context.get_metrics_group()

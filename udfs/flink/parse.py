@@ -27,11 +27,15 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-# A parsed event between operators: the key, the event time, and the original JSON.
+# A parsed event between operators: the key, the event time, the original JSON, and the device it came from
+# (the key of the cart job's identity step, udfs.identity).
 def parsed_event_type() -> RowTypeInfo:
     """A fresh type each call: PyFlink pickles a window's late-data tag with its type, and a type that was
     already handed to Java holds a py4j object that cannot be pickled."""
-    return Types.ROW_NAMED(["person_id", "event_time_ms", "payload"], [Types.STRING(), Types.LONG(), Types.STRING()])
+    return Types.ROW_NAMED(
+        ["person_id", "event_time_ms", "payload", "device_id"],
+        [Types.STRING(), Types.LONG(), Types.STRING(), Types.STRING()],
+    )
 
 
 PARSED_EVENT = parsed_event_type()
@@ -58,7 +62,7 @@ class ParseEvents(ProcessFunction):
             yield DEAD_LETTER, dead_letter_record(value, exc, self.stage).decode()
             return
         self.parsed.inc()
-        yield Row(event.person_id, event.event_time_ms, value)
+        yield Row(event.person_id, event.event_time_ms, value, event.device_id)
 
 
 class EventTime(TimestampAssigner):

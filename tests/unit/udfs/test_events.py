@@ -37,6 +37,7 @@ def test_a_track_event_becomes_a_click_event():
         name="Product Added",
         event_time_ms=BEGINNING + 5 * MINUTE,
         properties=doc["properties"],
+        anonymous_id="anon-ann",
     )
 
 
@@ -193,3 +194,36 @@ def test_all_covers_every_public_class_and_function():
 
     assert set(udfs.events.__all__) >= public
     assert all(hasattr(udfs.events, name) for name in udfs.events.__all__)
+
+
+def test_the_device_is_the_anonymous_id_and_identify_links_it_to_the_user():
+    tracked = parse_event(as_json(product_added("ann", BEGINNING)))
+    identify = parse_event(as_json(event("identify", "ann", BEGINNING)))
+
+    assert (tracked.device_id, tracked.links_to) == ("anon-ann", None)
+    assert (identify.device_id, identify.links_to) == ("anon-ann", "ann")
+
+
+def test_an_alias_links_its_previous_id():
+    doc = {**event("alias", "ann", BEGINNING), "previousId": "guest-7"}
+    del doc["anonymousId"]
+
+    alias = parse_event(as_json(doc))
+
+    assert (alias.device_id, alias.links_to) == ("guest-7", "ann")
+
+
+def test_an_identify_without_a_user_links_nothing():
+    doc = event("identify", "ann", BEGINNING)
+    del doc["userId"]
+
+    identify = parse_event(as_json(doc))
+
+    assert (identify.person_id, identify.device_id, identify.links_to) == ("anon-ann", "anon-ann", None)
+
+
+def test_a_numeric_previous_id_is_rejected():
+    doc = {**event("alias", "ann", BEGINNING), "previousId": 7}
+
+    with pytest.raises(InvalidEvent, match="previousId"):
+        parse_event(as_json(doc))
