@@ -61,9 +61,9 @@ class DeviceState:
 
 
 def resolved_already(event: ClickEvent) -> bool:
-    """The collector already keyed the event by its person and it links nothing: it goes on as it is, and the
-    device's state need not even be read (most traffic after login)."""
-    return event.links_to is None and event.person_id != event.device_id
+    """The event is keyed by a known person (the collector resolved its anonymousId, or it has only a userId,
+    as server-side calls do) and links nothing: it goes on as it is, without reading the device's state."""
+    return event.links_to is None and event.person_id != event.anonymous_id
 
 
 def route(

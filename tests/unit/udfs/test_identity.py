@@ -148,3 +148,13 @@ def test_the_state_survives_its_json_form():
     state, _ = run([anonymous(product_added("x", BEGINNING, product_id="hat"), DEVICE)])
 
     assert DeviceState.from_dict(json.loads(json.dumps(state.to_dict()))) == state
+
+
+def test_calls_with_only_a_user_id_are_never_held_as_anonymous():
+    doc = product_added("ann", BEGINNING)
+    del doc["anonymousId"]
+    payload = as_json(doc).decode()
+
+    state, out = route(None, parse_event(payload), payload, 100)
+
+    assert (state, out) == (None, [Routed("ann", BEGINNING, payload)])
