@@ -6,6 +6,10 @@ Uses ``pyflink.datastream.connectors.kafka`` (the FLIP-27 ``KafkaSource``/``Kafk
 
 from __future__ import annotations
 
+import logging
+
+from kafka import KafkaConsumer
+from kafka.errors import KafkaError
 from pyflink.common.serialization import SimpleStringSchema
 from pyflink.datastream.connectors.base import DeliveryGuarantee
 from pyflink.datastream.connectors.kafka import (
@@ -18,7 +22,9 @@ from pyflink.datastream.connectors.kafka import (
 
 from jobs.config import KafkaSettings
 
-__all__ = ["kafka_sink", "kafka_source"]
+__all__ = ["kafka_sink", "kafka_source", "partition_count"]
+
+log = logging.getLogger(__name__)
 
 # Flink's exactly-once sink holds a transaction open for up to a checkpoint interval; the broker's
 # transaction.max.timeout.ms (15 min in the sandbox, 15 min by default) must be at least this.
@@ -51,6 +57,23 @@ def kafka_source(kafka: KafkaSettings, topic: str) -> KafkaSource:
     if kafka.bounded:
         builder = builder.set_bounded(KafkaOffsetsInitializer.latest())
     return builder.build()
+
+
+def partition_count(kafka: KafkaSettings, topic: str) -> int | None:
+    """How many partitions ``topic`` has, asked of the broker; ``None`` (with a warning) when it cannot say."""
+    try:
+        consumer = KafkaConsumer(bootstrap_servers=kafka.bootstrap_servers.split(","), request_timeout_ms=10_000)
+        try:
+            partitions = consumer.partitions_for_topic(topic)
+        finally:
+            consumer.close()
+    except KafkaError as exc:
+        log.warning("could not ask Kafka how many partitions %s has (%s)", topic, exc)
+        return None
+    if not partitions:
+        log.warning("topic %s has no partitions yet", topic)
+        return None
+    return len(partitions)
 
 
 def kafka_sink(kafka: KafkaSettings, topic: str, exactly_once: bool, transactional_id_prefix: str) -> KafkaSink:

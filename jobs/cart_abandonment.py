@@ -42,7 +42,7 @@ def policy_from(cfg: CartAbandonmentConfig) -> CartPolicy:
 
 def build(env: StreamExecutionEnvironment, cfg: CartAbandonmentConfig, source: Source, sinks: JobSinks) -> DataStream:
     """Wire the job; returns the trigger stream (tests may attach more to it)."""
-    events, rejected = parsed_events(env, source, cfg.topics.events, cfg.event_time, f"{cfg.job_name}.parse")
+    events, rejected = parsed_events(env, cfg.kafka, source, cfg.topics.events, cfg.event_time, f"{cfg.job_name}.parse")
     if cfg.cart.follow_logins:
         events = (
             events.key_by(lambda event: event[3], key_type=Types.STRING())

@@ -71,6 +71,9 @@ class KafkaSettings(_Section):
     starting_offsets: Literal["earliest", "latest", "committed", "timestamp"] = "committed"
     start_timestamp_ms: int | None = Field(None, description="with starting_offsets: timestamp, the first record time")
     bounded: bool = Field(False, description="stop at the offsets that are latest at start (demo, tests, replays)")
+    parallelism_from_partitions: bool = Field(
+        True, description="run the job with at least one subtask per partition of the events topic"
+    )
 
     @model_validator(mode="after")
     def _timestamp_given(self) -> KafkaSettings:

@@ -60,7 +60,7 @@ def policy_from(cfg: IntentScoringConfig) -> BrowsePolicy:
 
 def build(env: StreamExecutionEnvironment, cfg: IntentScoringConfig, source: Source, sinks: JobSinks) -> DataStream:
     """Wire the job; returns the trigger stream."""
-    events, rejected = parsed_events(env, source, cfg.topics.events, cfg.event_time, f"{cfg.job_name}.parse")
+    events, rejected = parsed_events(env, cfg.kafka, source, cfg.topics.events, cfg.event_time, f"{cfg.job_name}.parse")
     late_events = OutputTag("late-events", parsed_event_type())
     scored = (
         events.key_by(lambda event: event[0], key_type=Types.STRING())
