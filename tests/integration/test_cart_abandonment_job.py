@@ -57,20 +57,33 @@ def test_carts_become_reminders_profiles_and_dead_letters(kafka, redis_client, r
         # bob buys before the first reminder is due: nothing fires
         product_added("bob", t0, product_id="hat", price=20.0),
         order_completed("bob", t0 + 30 * MINUTE),
-        # cy's add arrives out of order, after an event that is newer
+        # cy's add arrives out of order (20 s, within event_time.max_out_of_orderness), after a newer one
         product_added("cy", t0 + 5 * MINUTE, product_id="bag", price=50.0),
-        product_added("cy", t0 + 2 * MINUTE, product_id="pen", price=1.5),
+        product_added("cy", t0 + 5 * MINUTE - 20_000, product_id="pen", price=1.5),
     ]
     # dee fills a cart before logging in; at login it becomes hers, and the browser's copy sends nothing.
-    # One partition, in this order, so the job holds the browser's cart before it sees the login.
+    # Keyed alike, so one partition holds them in this order: the job holds the browser's cart, then the login.
     dee = [
         anonymous(product_added("x", t0 + MINUTE, product_id="cap", price=12.0), "browser-dee"),
         login("dee", t0 + 20 * MINUTE, "browser-dee"),
     ]
-    records = [as_json(e) for e in events] + [as_json(events[1])]  # ann's second add, sent twice
-    records += [b"{not json", as_json({**events[0], "userId": None, "anonymousId": None, "messageId": "x"})]
-    kafka.produce(cfg.topics.events, records)
-    kafka.produce(cfg.topics.events, [as_json(e) for e in dee], key="browser-dee")
+    # Each partition gets its events in event-time order (bar cy's pair), as a collector sends them, so no
+    # event is behind the watermark whenever Flink emits one; ann's second add is sent twice.
+    timeline = [
+        (events[0], "ann"),
+        (events[2], "bob"),
+        (dee[0], "browser-dee"),
+        (events[4], "cy"),
+        (events[5], "cy"),
+        (events[1], "ann"),
+        (events[1], "ann"),
+        (dee[1], "browser-dee"),
+        (events[3], "bob"),
+    ]
+    for doc, key in timeline:
+        kafka.produce(cfg.topics.events, [as_json(doc)], key=key)
+    broken = [b"{not json", as_json({**events[0], "userId": None, "anonymousId": None, "messageId": "x"})]
+    kafka.produce(cfg.topics.events, broken)
 
     _run(cfg)
 

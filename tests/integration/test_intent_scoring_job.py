@@ -54,7 +54,11 @@ def test_sessions_become_scores_and_browse_triggers(kafka, redis_client, run_id)
         product_added("buyer", t0 + 3 * MINUTE, product_id="boot", price=99.0),
     ]
     everything = viv + viv_next_session + cat + buyer
-    kafka.produce(cfg.topics.events, [as_json(e) for e in everything + [viv[0]]])  # viv[0] twice: a duplicate
+    # In event-time order, as a collector sends them, so no event is behind the watermark whenever Flink emits
+    # one; viv[0] twice: a duplicate.
+    timeline = sorted(everything, key=lambda e: e["timestamp"])
+    timeline.insert(timeline.index(viv[0]) + 1, viv[0])
+    kafka.produce(cfg.topics.events, [as_json(e) for e in timeline])
 
     env = make_env(cfg.job_name, {**cfg.flink, "parallelism.default": 2})
     build(env, cfg, kafka_source(cfg.kafka, cfg.topics.events), kafka_job_sinks(cfg))
