@@ -28,7 +28,6 @@ import os
 import platform
 import random
 import statistics
-import subprocess
 import sys
 import time
 import uuid
@@ -39,9 +38,10 @@ from pathlib import Path
 from typing import TypedDict
 from urllib.parse import urlsplit
 
+from flinkbench.results import RESULTS_DIR, git_sha
+
 __all__ = ["LoadConfig", "LoadResult", "main", "run"]
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
 DEFAULT_URL = f"http://127.0.0.1:{os.environ.get('COLLECTOR_PORT', '8080')}"
 DEFAULT_HTTP_TIMEOUT_S = 30.0
 _PRODUCTS = [("sku-boots", 89.0), ("sku-socks", 12.5), ("sku-cap", 19.0), ("sku-pack", 54.0), ("sku-tent", 249.0)]
@@ -208,29 +208,6 @@ def _percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[rank]
 
 
-def _git_sha() -> str:
-    try:
-        out = subprocess.run(  # noqa: S603 - fixed argv
-            ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607 - git from PATH
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=10,
-            cwd=Path(__file__).resolve().parent,
-        )
-        dirty = subprocess.run(  # noqa: S603 - fixed argv
-            ["git", "status", "--porcelain", "--untracked-files=no"],  # noqa: S607
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=10,
-            cwd=Path(__file__).resolve().parent,
-        )
-        return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
 def _require_loopback(url: str) -> None:
     host = urlsplit(url).hostname or ""
     try:
@@ -247,7 +224,7 @@ def run(config: LoadConfig) -> LoadResult:
     bodies = _bodies(config, run_tag)
     result = LoadResult(
         config=config,
-        git_sha=_git_sha(),
+        git_sha=git_sha(),
         started_at=datetime.now(UTC).isoformat(timespec="seconds"),
         machine={
             "cpus": os.cpu_count(),
