@@ -6,6 +6,7 @@ import base64
 import logging
 import subprocess
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -119,25 +120,35 @@ def _new_cluster_id() -> str:
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
 
-def load_topics(path: Path) -> dict[str, dict[str, int]]:
-    """Read the topic list (name → partitions, retention) that the sandbox creates."""
+@dataclass(frozen=True)
+class TopicSpec:
+    partitions: int
+    config: dict[str, str]
+
+
+def load_topics(path: Path) -> dict[str, TopicSpec]:
+    """Read the topic list (name → partitions and Kafka topic configs) that the sandbox creates."""
     data = yaml.safe_load(path.read_text()) or {}
     topics = data.get("topics")
     if not isinstance(topics, dict) or not topics:
         raise ServiceError(f"{path}: 'topics' must be a mapping of topic name to settings such as {{partitions: 4}}.")
-    result: dict[str, dict[str, int]] = {}
+    result: dict[str, TopicSpec] = {}
     for name, spec in topics.items():
         spec = spec or {}
         partitions = spec.get("partitions", 1)
         if not isinstance(partitions, int) or partitions < 1:
             raise ServiceError(f"{path}: topics.{name}.partitions must be a positive integer, got {partitions!r}.")
-        result[str(name)] = {"partitions": partitions}
+        config = spec.get("config") or {}
+        if not isinstance(config, dict):
+            raise ServiceError(f"{path}: topics.{name}.config must map Kafka topic configs to values, got {config!r}.")
+        result[str(name)] = TopicSpec(partitions, {str(k): str(v) for k, v in config.items()})
     return result
 
 
 def create_topics(s: SandboxSettings) -> list[str]:
-    """Create missing topics with their configured partition counts; returns the ones created."""
-    from kafka.admin import KafkaAdminClient, NewTopic
+    """Create missing topics with their partition counts and configs, and set the configs on topics made
+    before a config was added to the list; returns the topics created."""
+    from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
     wanted = load_topics(s.topics_file)
@@ -145,7 +156,7 @@ def create_topics(s: SandboxSettings) -> list[str]:
     try:
         existing = set(admin.list_topics())
         missing = [
-            NewTopic(name=name, num_partitions=spec["partitions"], replication_factor=1)
+            NewTopic(name=name, num_partitions=spec.partitions, replication_factor=1, topic_configs=spec.config)
             for name, spec in wanted.items()
             if name not in existing
         ]
@@ -154,6 +165,13 @@ def create_topics(s: SandboxSettings) -> list[str]:
                 admin.create_topics([topic])
             except TopicAlreadyExistsError:
                 pass
+        configured = [
+            ConfigResource(ConfigResourceType.TOPIC, name, configs=spec.config)
+            for name, spec in wanted.items()
+            if name in existing and spec.config
+        ]
+        if configured:
+            admin.alter_configs(configured)
         return [t.name for t in missing]
     finally:
         admin.close()

@@ -42,12 +42,15 @@ def _number(checkpoint: Path) -> int:
     return int(checkpoint.name.split("-")[1])
 
 
-def _cart_events(people: list[str], t0: int) -> list[bytes]:
+def _cart_events(people: list[str], t0: int) -> list[tuple[str, bytes]]:
+    """Two adds per person, keyed by person and sent in event-time order, as a collector sends them: no
+    partition then holds an event behind its own watermark."""
     events = []
     for n, person in enumerate(people):
-        events.append(as_json(product_added(person, t0 + n * MINUTE, product_id=f"p{n}", price=10.0 + n)))
-        events.append(as_json(product_added(person, t0 + n * MINUTE + 5 * MINUTE, product_id="extra", price=1.0)))
-    return events
+        events.append(product_added(person, t0 + n * MINUTE, product_id=f"p{n}", price=10.0 + n))
+        events.append(product_added(person, t0 + n * MINUTE + 5 * MINUTE, product_id="extra", price=1.0))
+    events.sort(key=lambda event: event["timestamp"])
+    return [(event["userId"], as_json(event)) for event in events]
 
 
 def _clock_tick(producer: KafkaProducer, topic: str, t_ms: int, partitions: int) -> None:
@@ -57,12 +60,18 @@ def _clock_tick(producer: KafkaProducer, topic: str, t_ms: int, partitions: int)
     producer.flush()
 
 
+def _seen(kafka, topics: dict[str, str]) -> str:
+    fired = sorted({(t["person_id"], t["reminder_index"]) for t in kafka.read_json(topics["triggers"])})
+    dead = [d.get("error") for d in kafka.read_json(topics["dead_letter"])]
+    return f"triggers: {fired}\ndead letters: {dead}"
+
+
 def test_restore_after_sigkill_emits_every_trigger_exactly_once(kafka, redis_client, run_id, tmp_path):
     topics = {"events": f"rs-events-{run_id}", "dead_letter": f"rs-dlq-{run_id}", "triggers": f"rs-triggers-{run_id}"}
     kafka.create_topics(*topics.values(), partitions=2)
     producer = KafkaProducer(bootstrap_servers=kafka.bootstrap, acks="all")
-    for record in _cart_events(PEOPLE_BEFORE, BEGINNING):
-        producer.send(topics["events"], value=record)
+    for person, record in _cart_events(PEOPLE_BEFORE, BEGINNING):
+        producer.send(topics["events"], key=person.encode(), value=record)
     _clock_tick(producer, topics["events"], BEGINNING + 3 * DAY, partitions=2)
 
     log = tmp_path / "job.log"
@@ -78,8 +87,8 @@ def test_restore_after_sigkill_emits_every_trigger_exactly_once(kafka, redis_cli
     checkpoint = _completed_checkpoints(checkpoints_dir)[-1]
 
     # More traffic while the job is down; then resume from the last checkpoint.
-    for record in _cart_events(PEOPLE_AFTER, BEGINNING + 4 * DAY):
-        producer.send(topics["events"], value=record)
+    for person, record in _cart_events(PEOPLE_AFTER, BEGINNING + 4 * DAY):
+        producer.send(topics["events"], key=person.encode(), value=record)
     _clock_tick(producer, topics["events"], BEGINNING + 7 * DAY, partitions=2)
     producer.close()
     expected = {(p, i) for p in PEOPLE_BEFORE + PEOPLE_AFTER for i in (1, 2)}
@@ -89,7 +98,7 @@ def test_restore_after_sigkill_emits_every_trigger_exactly_once(kafka, redis_cli
 
     resumed_config = _job_config(tmp_path, run_id, topics, recovery=checkpoint.as_uri())
     with running_job("cart_abandonment", resumed_config, log) as resumed:
-        wait_for(all_fired, [resumed], log, f"{len(expected)} committed triggers")
+        wait_for(all_fired, [resumed], log, f"{len(expected)} committed triggers", explain=lambda: _seen(kafka, topics))
         time.sleep(5)  # a few more checkpoints: anything emitted twice would be committed by now
 
     triggers = kafka.read_json(topics["triggers"])

@@ -17,7 +17,10 @@ class KafkaTestClient:
         self.producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
 
     def create_topics(self, *names: str, partitions: int = 2) -> None:
-        self.admin.create_topics([NewTopic(name, partitions, 1) for name in names])
+        """Topics as flink-conf/topics.yaml makes the jobs' outputs: stamped when written, so the broker's
+        time retention does not delete records the jobs stamp with the tests' (2026-01) event times."""
+        config = {"message.timestamp.type": "LogAppendTime"}
+        self.admin.create_topics([NewTopic(name, partitions, 1, topic_configs=config) for name in names])
 
     def produce(self, topic: str, records: Iterable[bytes | str | dict], key: str | None = None) -> int:
         count = 0
