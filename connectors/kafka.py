@@ -20,6 +20,7 @@ from pyflink.datastream.connectors.kafka import (
     KafkaSource,
 )
 
+from connectors.topic_check import warn_if_replays_expire
 from jobs.config import KafkaSettings
 
 __all__ = ["kafka_sink", "kafka_source", "partition_count"]
@@ -78,6 +79,7 @@ def partition_count(kafka: KafkaSettings, topic: str) -> int | None:
 
 def kafka_sink(kafka: KafkaSettings, topic: str, exactly_once: bool, transactional_id_prefix: str) -> KafkaSink:
     """A sink of strings; exactly-once writes in Kafka transactions committed on each checkpoint."""
+    warn_if_replays_expire(kafka.bootstrap_servers, topic)
     serializer = (
         KafkaRecordSerializationSchema.builder()
         .set_topic(topic)

@@ -56,3 +56,21 @@ def test_configs_added_later_reach_topics_made_before(sandbox, tmp_path, run_id)
     finally:
         admin.delete_topics([topic])
         admin.close()
+
+
+def test_a_job_warns_when_its_output_topic_would_expire_replayed_records(sandbox, run_id):
+    """The check a sink runs at job start, against the real broker's effective configs."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    from connectors.topic_check import warn_if_replays_expire
+
+    plain = f"plain-topic-{run_id}"
+    admin = KafkaAdminClient(bootstrap_servers=sandbox.kafka_bootstrap)
+    try:
+        admin.create_topics([NewTopic(plain, 1, 1)])
+        warning = warn_if_replays_expire(sandbox.kafka_bootstrap, plain)
+        assert warning is not None and "retention.ms=604800000" in warning
+        assert warn_if_replays_expire(sandbox.kafka_bootstrap, "email.triggers") is None
+    finally:
+        admin.delete_topics([plain])
+        admin.close()
