@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
-from sandbox.settings import PROJECT_ROOT, load_settings
+from sandbox.process import process_environment
+from sandbox.settings import PROJECT_ROOT
 
 
 def job_config(job: str, tmp_path: Path, name: str, topics: dict[str, str], flink: dict[str, Any]) -> Path:
@@ -40,20 +41,8 @@ def start_job(job: str, config: Path, log: Path) -> subprocess.Popen[bytes]:
             stderr=subprocess.STDOUT,
             cwd=PROJECT_ROOT,
             start_new_session=True,
-            env={**job_environment(), "FLINK_LOG_DIR": str(log.parent / "flink")},
+            env={**process_environment(), "FLINK_LOG_DIR": str(log.parent / "flink")},
         )
-
-
-# The environment as it was before any in-process job ran: PyFlink's loopback worker copies the Python
-# worker's environment into this process (PYFLINK_GATEWAY_DISABLED, an empty JAVA_HOME, ...), and a job
-# started with that inherited cannot start its own JVM.
-_ENVIRONMENT_AT_START = dict(os.environ)
-
-
-def job_environment() -> dict[str, str]:
-    """The environment at start, plus the sandbox's variables (set by the session fixture since)."""
-    sandbox_keys = load_settings().env().keys()
-    return {**_ENVIRONMENT_AT_START, **{k: os.environ[k] for k in sandbox_keys if k in os.environ}}
 
 
 def kill(job: subprocess.Popen[bytes]) -> None:
