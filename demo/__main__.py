@@ -18,7 +18,7 @@ import redis
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from connectors.delivery_ledger import DeliveryLedger
-from demo.clickstream import bad_records, email_of, sample_clickstream, shoppers
+from demo.clickstream import bad_records, email_of, fills_cart_anonymously, sample_clickstream, shoppers
 from jobs.cart_abandonment import DEFAULT_CONFIG
 from jobs.config import CartAbandonmentConfig, DeliveryConfig, load_config
 from sandbox.esp import esp_sandbox_url
@@ -92,20 +92,24 @@ def main() -> int:
     run_tag = f"demo{uuid.uuid4().hex[:6]}"
     start_ms = int(time.time() * 1000) - 2 * DAY_MS  # yesterday's traffic, replayed on event time
 
-    events = sample_clickstream(SHOPPERS, run_tag, start_ms)
-    stories = Counter(s.story for s in shoppers(SHOPPERS, run_tag, start_ms))
+    events = sample_clickstream(SHOPPERS, run_tag, start_ms, anonymous_carts=True)
+    everyone = shoppers(SHOPPERS, run_tag, start_ms)
+    stories = Counter(s.story for s in everyone)
+    anonymous_carts = {s.person_id for n, s in enumerate(everyone) if fills_cart_anonymously(s, n)}
     triggers_before = _end_offsets(bootstrap, cfg.topics.triggers)
     dlq_before = _end_offsets(bootstrap, cfg.topics.dead_letter)
 
     produced_at = int(time.time() * 1000) - 1000
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     for event in events:
-        producer.send(cfg.topics.events, key=event["userId"].encode(), value=json.dumps(event).encode())
+        key = event.get("personId") or event["userId"]  # the collector keys by the identity it resolved
+        producer.send(cfg.topics.events, key=key.encode(), value=json.dumps(event).encode())
     for record in bad_records(run_tag, start_ms):
         producer.send(cfg.topics.events, value=record)
     producer.flush()
     producer.close()
     print(f"1/4 sent {len(events)} events from {SHOPPERS} shoppers ({dict(stories)}) and 3 broken records")
+    print(f"    {len(anonymous_carts)} of those who abandon fill their cart before logging in")
 
     print(
         f"2/4 running {', '.join(CLICKSTREAM_JOBS)} on Flink's embedded local cluster "
@@ -116,23 +120,23 @@ def main() -> int:
         return 1
     print(f"    done in {time.monotonic() - started:.0f} s")
 
-    everyone = [s.person_id for s in shoppers(SHOPPERS, run_tag, start_ms)]
-    _suppress_demo_unsubscribes(settings, everyone[:2])
+    _suppress_demo_unsubscribes(settings, [s.person_id for s in everyone[:2]])
     delivery_cfg = load_config(DELIVERY_CONFIG, DeliveryConfig)
     deliveries_before = _end_offsets(bootstrap, delivery_cfg.topics.deliveries)
     print(f"3/4 running {', '.join(DELIVERY_JOBS)}: guardrails, templates, the ESP sandbox ...")
     started = time.monotonic()
-    # Trigger records carry their event time as Kafka timestamp: start at this sample's first event.
-    if not _run_jobs(settings, DELIVERY_JOBS, start_ms - DAY_MS // 24):
+    # email.triggers stamps records when they are written (flink-conf/topics.yaml): this run's triggers are
+    # the ones written since its events were sent.
+    if not _run_jobs(settings, DELIVERY_JOBS, produced_at):
         return 1
     print(f"    done in {time.monotonic() - started:.0f} s")
 
-    triggers = [t for t in _read_since(bootstrap, triggers_before) if t.get("person_id", "").startswith(run_tag)]
+    written = _read_since(bootstrap, triggers_before)
+    triggers = [t for t in written if t.get("person_id", "").startswith(run_tag)]
+    to_browsers = [t for t in written if t.get("person_id", "").startswith(f"browser-{run_tag}")]
     dead = _read_since(bootstrap, dlq_before)
     store = redis.Redis.from_url(settings.redis_url, decode_responses=True)
-    profiles = sum(
-        1 for s in shoppers(SHOPPERS, run_tag, start_ms) if store.exists(f"{cfg.redis.key_prefix}{s.person_id}")
-    )
+    profiles = sum(1 for s in everyone if store.exists(f"{cfg.redis.key_prefix}{s.person_id}"))
     store.close()
 
     by_template = Counter(t.get("template") or t["trigger_type"] for t in triggers)
@@ -151,6 +155,11 @@ def main() -> int:
             f"    e.g. {sample['person_id']} ← {sample['template']}: "
             f"{len(sample['items'])} items, {sample['value']} {sample['currency']}, trigger_id {sample['trigger_id']}"
         )
+    followed = [t for t in carts if t["person_id"] in anonymous_carts]
+    print(
+        f"    carts filled before login: {len(followed)} reminders to {len({t['person_id'] for t in followed})} "
+        f"of {len(anonymous_carts)} accounts, {len(to_browsers)} to browsers"
+    )
     outcomes = Counter((d["status"], d["reason"]) for d in deliveries)
     print(
         f"    emails             {sum(n for (status, _), n in outcomes.items() if status == 'sent')} sent"

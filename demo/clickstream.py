@@ -3,6 +3,10 @@
 Shoppers cycle through four stories, so the demo and the benchmarks know what should come out:
 ``abandons`` (adds to cart, leaves), ``buys`` (adds, then completes the order), ``changes`` (adds,
 removes one item later, leaves), ``browses`` (views one product three times, never adds it).
+
+With ``anonymous_carts``, every other ``abandons`` shopper fills the cart before logging in, as the collector
+forwards it (only the browser's ``anonymousId``), and logs in before leaving: the reminder must still reach
+the account. The benchmarks leave it off, so their workload stays what BENCHMARKS.md measured.
 """
 
 from __future__ import annotations
@@ -15,7 +19,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["CATALOG", "STORIES", "Shopper", "bad_records", "email_of", "iso", "sample_clickstream", "shoppers"]
+__all__ = [
+    "CATALOG",
+    "STORIES",
+    "Shopper",
+    "anonymous_id_of",
+    "bad_records",
+    "email_of",
+    "fills_cart_anonymously",
+    "iso",
+    "sample_clickstream",
+    "shoppers",
+]
 
 MINUTE = 60_000
 STORIES = ("abandons", "buys", "changes", "browses")
@@ -69,6 +84,23 @@ def _track(shopper: Shopper, run_tag: str, step: int, t_ms: int, event: str, pro
     }
 
 
+def anonymous_id_of(person_id: str) -> str:
+    return f"browser-{person_id}"
+
+
+def fills_cart_anonymously(shopper: Shopper, n: int) -> bool:
+    """Every other ``abandons`` shopper (numbers 0, 8, 16, ...) when the sample has anonymous carts."""
+    return shopper.story == "abandons" and n % (2 * len(STORIES)) == 0
+
+
+def _before_login(doc: dict[str, Any], shopper: Shopper) -> dict[str, Any]:
+    """The event as the collector forwards it before login: no userId, the browser's id as the person."""
+    browser = anonymous_id_of(shopper.person_id)
+    anonymous = {**doc, "anonymousId": browser, "personId": browser}
+    del anonymous["userId"]
+    return anonymous
+
+
 def _line(product: dict[str, Any], quantity: int, cart_id: str) -> dict[str, Any]:
     return {
         "product_id": product["product_id"],
@@ -91,22 +123,41 @@ def email_of(person_id: str) -> str:
     return f"{person_id}@shop.example"
 
 
-def events_of(shopper: Shopper, n: int, run_tag: str) -> Iterator[dict[str, Any]]:
-    """The events of one shopper's story, in event-time order; every shopper first logs in (identify)."""
-    t = shopper.start_ms
-    cart_id = f"cart-{shopper.person_id}"
-    first, second = _product(n), _product(n + 2)
-    yield {
+def _identify(shopper: Shopper, n: int, run_tag: str, t_ms: int) -> dict[str, Any]:
+    return {
         "type": "identify",
         "userId": shopper.person_id,
         "messageId": _message_id(run_tag, shopper.person_id, -1),
-        "timestamp": iso(t - MINUTE),
+        "timestamp": iso(t_ms),
         "traits": {
             "email": email_of(shopper.person_id),
             "first_name": FIRST_NAMES[n % len(FIRST_NAMES)],
             "timezone": TIMEZONES[n % len(TIMEZONES)],
         },
     }
+
+
+def _anonymous_cart(shopper: Shopper, n: int, run_tag: str) -> Iterator[dict[str, Any]]:
+    """The ``abandons`` story before login: the same events, then the login (identify) links the browser."""
+    _, *story = _story(shopper, n, run_tag)  # its own login comes last
+    yield from (_before_login(event, shopper) for event in story)
+    login = _identify(shopper, n, run_tag, shopper.start_ms + 4 * MINUTE)
+    yield {**login, "anonymousId": anonymous_id_of(shopper.person_id), "personId": shopper.person_id}
+
+
+def events_of(shopper: Shopper, n: int, run_tag: str, anonymous_carts: bool = False) -> Iterator[dict[str, Any]]:
+    """The events of one shopper's story, in event-time order; a shopper first logs in (identify), unless
+    ``anonymous_carts`` makes this one fill the cart first (:func:`fills_cart_anonymously`)."""
+    if anonymous_carts and fills_cart_anonymously(shopper, n):
+        return _anonymous_cart(shopper, n, run_tag)
+    return _story(shopper, n, run_tag)
+
+
+def _story(shopper: Shopper, n: int, run_tag: str) -> Iterator[dict[str, Any]]:
+    t = shopper.start_ms
+    cart_id = f"cart-{shopper.person_id}"
+    first, second = _product(n), _product(n + 2)
+    yield _identify(shopper, n, run_tag, t - MINUTE)
     yield {
         "type": "page",
         "name": "Product",
@@ -140,9 +191,10 @@ def events_of(shopper: Shopper, n: int, run_tag: str) -> Iterator[dict[str, Any]
         yield _track(shopper, run_tag, 3, t + 7 * MINUTE, "Product Removed", _line(second, 2, cart_id))
 
 
-def sample_clickstream(count: int, run_tag: str, start_ms: int) -> list[dict[str, Any]]:
+def sample_clickstream(count: int, run_tag: str, start_ms: int, anonymous_carts: bool = False) -> list[dict[str, Any]]:
     """All shoppers' events, ordered by event time as a site would send them."""
-    events = [e for n, s in enumerate(shoppers(count, run_tag, start_ms)) for e in events_of(s, n, run_tag)]
+    people = shoppers(count, run_tag, start_ms)
+    events = [e for n, s in enumerate(people) for e in events_of(s, n, run_tag, anonymous_carts)]
     return sorted(events, key=lambda e: e["timestamp"])
 
 
