@@ -4,6 +4,7 @@
     .venv/bin/python bench/profile_latency.py           # shipped vs low-latency options, process and thread mode
     .venv/bin/python bench/profile_latency.py --cases shipped:process low-latency:process --probes 200
     .venv/bin/python bench/profile_latency.py --job intent_scoring --cases shipped:process low-latency:process
+    .venv/bin/python bench/profile_latency.py --cases shipped:process shipped:process@100 shipped:process@250
 
 The product promises a usable profile within 200 ms of the click. Here the job (the cart job unless
 ``--job``) runs unbounded as its own process (as under ``make run``), reading a fresh 4-partition topic,
@@ -11,9 +12,13 @@ the shape of ``clickstream.events``.
 Once it is up, probes go one at a time: a ``Product Added`` for a person never seen before, stamped with the
 current time, sent with ``acks=1`` and flushed; the clock starts just before the send and stops when Redis
 has ``<prefix><person>`` (polled every half millisecond). The next probe waits for the previous one, so the
-job is never queueing: this is the latency of an idle pipeline, the floor of what a shopper sees.
+probes never queue behind each other: without load this is the latency of an idle pipeline, the floor of
+what a shopper sees. A case ``...@<events/s>`` adds other shoppers' traffic at that steady rate (cart adds
+stamped now, from a pool of returning people, sent by their own producer) from the moment the job is live:
+the latency a shopper sees while the shop is busy.
 
-Cases (``<option set>:<mode>``, option sets in flinkbench/configs.py) run in rounds, one job start each, and
+Cases (``<option set>:<mode>[@<events/s>]``, option sets in flinkbench/configs.py) run in rounds, one job
+start each, and
 alternate within a round, so slow phases of a shared machine hit all of them; percentiles are over all
 measured probes of a case. Results: ``bench/results/flink-latency-<time>.json``; ``bench/report.py`` draws them.
 """
@@ -24,6 +29,7 @@ import argparse
 import json
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -87,6 +93,40 @@ class Probe:
         return None
 
 
+class BackgroundLoad(threading.Thread):
+    """Other shoppers' cart adds at a steady rate, in 10 ms ticks, until stopped."""
+
+    TICK_S = 0.01
+    PEOPLE = 500  # returning shoppers: each add changes a cart and re-arms its timer
+
+    def __init__(self, bootstrap: str, topic: str, tag: str, rate: float) -> None:
+        super().__init__(daemon=True, name="background-load")
+        self.producer = KafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=5)
+        self.topic, self.tag, self.rate = topic, tag, rate
+        self.sent = 0
+        self.seconds = 0.0
+        self._stop_requested = threading.Event()
+
+    def run(self) -> None:
+        started = time.perf_counter()
+        while not self._stop_requested.is_set():
+            due = int((time.perf_counter() - started) * self.rate)
+            while self.sent < due:
+                person = f"load-{self.tag}-{self.sent % self.PEOPLE:03d}"
+                body = json.dumps(_product_added(person, f"{self.tag}-load", self.sent), separators=(",", ":"))
+                self.producer.send(self.topic, key=person.encode(), value=body.encode())
+                self.sent += 1
+            time.sleep(self.TICK_S)
+        self.seconds = time.perf_counter() - started
+        self.producer.close()
+
+    def stop(self) -> float:
+        """Stop sending; returns the rate achieved (events/s)."""
+        self._stop_requested.set()
+        self.join()
+        return self.sent / self.seconds if self.seconds else 0.0
+
+
 def _product_added(person: str, tag: str, n: int) -> dict[str, Any]:
     """A valid Segment ``Product Added`` for a new person, stamped now (so it is never behind the watermark)."""
     return {
@@ -128,8 +168,8 @@ def _measure_case(
     case: str, round_no: int, settings: SandboxSettings, args: argparse.Namespace, workdir: Path
 ) -> dict[str, Any]:
     """Start the job with the case's options, wait until it is live, time the probes, stop it."""
-    config, mode = case.split(":")
-    tag = f"{uuid.uuid4().hex[:8]}-lat-{config}-{mode}"
+    config, mode, rate = parse_case(case)
+    tag = f"{uuid.uuid4().hex[:8]}-lat-{config}-{mode}-{rate:g}"
     topic = f"bench-clicks-{tag}"
     create_topics(settings.kafka_bootstrap, {topic: PARTITIONS})
     run = job_config(args.job, tag, topic, workdir, flink_options(config, mode), bounded=False)
@@ -138,9 +178,12 @@ def _measure_case(
     store = redis.Redis.from_url(settings.redis_url)
     probe = Probe(producer=producer, store=store, topic=topic, key_prefix=run.key_prefix, tag=tag)
     result: dict[str, Any] = {"case": case, "round": round_no, "samples_ms": [], "timeouts": 0, "error": None}
+    load = BackgroundLoad(settings.kafka_bootstrap, topic, tag, rate) if rate else None
     process = start_job(run, settings)
     try:
         result["ready_s"] = round(_wait_ready(probe, process, run), 1)
+        if load:
+            load.start()
         _log(f"      live after {result['ready_s']:.0f} s; {args.warmup} warm-up probes, then {args.probes} measured")
         for n in range(args.warmup + args.probes):
             latency = probe.click()
@@ -160,6 +203,8 @@ def _measure_case(
         result["error"] = str(exc)
         _log(f"      FAILED: {exc}")
     finally:
+        if load:
+            result["load_rate"] = round(load.stop(), 1) if load.is_alive() else 0.0
         stop_job(process)
         producer.close()
         store.close()
@@ -167,6 +212,13 @@ def _measure_case(
         delete_keys(settings, run.key_prefix)
         delete_topics(settings, [topic, run.triggers_topic, run.dead_letter_topic])
     return result
+
+
+def parse_case(case: str) -> tuple[str, str, float]:
+    """``shipped:process@100`` → (option set, mode, background events/s)."""
+    options, _, rate = case.partition("@")
+    config, _, mode = options.partition(":")
+    return config, mode, float(rate or 0)
 
 
 def summarize(cases: list[str], results: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -185,6 +237,7 @@ def summarize(cases: list[str], results: list[dict[str, Any]]) -> list[dict[str,
                 "max": max(samples) if samples else None,
                 "within_promise": round(sum(s <= PROMISE_MS for s in samples) / len(samples), 3) if samples else None,
                 "round_p50s": [median(r["samples_ms"]) for r in mine],
+                "load_rates": [r.get("load_rate") for r in mine if r.get("load_rate")],
                 "errors": [r["error"] for r in mine if r["error"]],
             }
         )
@@ -202,6 +255,8 @@ def print_table(rows: list[dict[str, Any]]) -> None:
 
         share = f"{r['within_promise'] * 100:.0f} %" if r["within_promise"] is not None else "-"
         rounds = ", ".join(f(x) for x in r["round_p50s"])
+        if r["load_rates"]:
+            rounds += f"  (load sent: {', '.join(f'{x:,.0f}' for x in r['load_rates'])} events/s)"
         print(
             f"{r['case']:22} {r['probes']:>6} {f(r['p50']):>8} {f(r['p95']):>8} {f(r['p99']):>8} "
             f"{f(r['max']):>8} {share:>8}  {rounds}"
@@ -226,9 +281,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="folder for the JSON result (default: bench/results)")
     args = parser.parse_args(argv)
     for case in args.cases:
-        config, _, mode = case.partition(":")
-        if config not in FLINK_CONFIGS or mode not in ("process", "thread"):
-            parser.error(f"{case!r}: use <{'|'.join(FLINK_CONFIGS)}>:<process|thread>")
+        try:
+            config, mode, rate = parse_case(case)
+        except ValueError:
+            config, mode, rate = "", "", -1.0
+        if config not in FLINK_CONFIGS or mode not in ("process", "thread") or rate < 0:
+            parser.error(f"{case!r}: use <{'|'.join(FLINK_CONFIGS)}>:<process|thread>[@<events/s>]")
 
     settings = load_settings()
     sha, started_at, host = git_sha(), datetime.now(UTC).isoformat(timespec="seconds"), machine()
