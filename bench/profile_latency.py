@@ -53,6 +53,7 @@ JOBS = ("cart_abandonment", "intent_scoring")  # both write the profile on every
 PROMISE_MS = 200.0
 POLL_INTERVAL_S = 0.0005
 PROBE_TIMEOUT_S = 15.0
+GIVE_UP_AFTER = 5  # probes in a row over the timeout: the job has fallen behind its input for good
 READY_TIMEOUT_S = 240.0
 GAP_S = 0.02  # between probes: the job is idle when each one arrives
 PARTITIONS = 4  # as clickstream.events (flink-conf/topics.yaml)
@@ -72,11 +73,12 @@ class Probe:
     topic: str
     key_prefix: str
     tag: str
+    timeout_s: float = PROBE_TIMEOUT_S
     sent: int = 0
     ack_ms: list[float] = field(default_factory=list)
 
     def click(self) -> float | None:
-        """One probe; returns milliseconds from send to visible profile, or None after ``PROBE_TIMEOUT_S``."""
+        """One probe; returns milliseconds from send to visible profile, or None after ``timeout_s``."""
         self.sent += 1
         person = f"lat-{self.tag}-{self.sent:05d}"
         body = json.dumps(_product_added(person, self.tag, self.sent), separators=(",", ":")).encode()
@@ -85,7 +87,7 @@ class Probe:
         self.producer.send(self.topic, key=person.encode(), value=body)
         self.producer.flush()
         self.ack_ms.append((time.perf_counter() - started) * 1000)
-        deadline = started + PROBE_TIMEOUT_S
+        deadline = started + self.timeout_s
         while time.perf_counter() < deadline:
             if self.store.exists(key):
                 return (time.perf_counter() - started) * 1000
@@ -176,7 +178,7 @@ def _measure_case(
     create_topics(settings.kafka_bootstrap, {run.triggers_topic: 2, run.dead_letter_topic: 1})
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks=1, linger_ms=0)
     store = redis.Redis.from_url(settings.redis_url)
-    probe = Probe(producer=producer, store=store, topic=topic, key_prefix=run.key_prefix, tag=tag)
+    probe = Probe(producer, store, topic, run.key_prefix, tag, timeout_s=args.probe_timeout)
     result: dict[str, Any] = {"case": case, "round": round_no, "samples_ms": [], "timeouts": 0, "error": None}
     load = BackgroundLoad(settings.kafka_bootstrap, topic, tag, rate) if rate else None
     process = start_job(run, settings)
@@ -185,8 +187,12 @@ def _measure_case(
         if load:
             load.start()
         _log(f"      live after {result['ready_s']:.0f} s; {args.warmup} warm-up probes, then {args.probes} measured")
+        missed_in_a_row = 0
         for n in range(args.warmup + args.probes):
             latency = probe.click()
+            missed_in_a_row = missed_in_a_row + 1 if latency is None else 0
+            if missed_in_a_row == GIVE_UP_AFTER:
+                raise JobFailed(f"fell behind: {GIVE_UP_AFTER} probes in a row took over {args.probe_timeout:g} s")
             if n >= args.warmup:
                 if latency is None:
                     result["timeouts"] += 1
@@ -278,6 +284,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--probes", type=int, default=100, help="measured probes per case and round")
     parser.add_argument("--warmup", type=int, default=10, help="probes sent first and not counted")
     parser.add_argument("--rounds", type=int, default=3, help="job starts per case (default: %(default)s)")
+    parser.add_argument(
+        "--probe-timeout", type=float, default=PROBE_TIMEOUT_S, help="seconds a probe may take (default: %(default)s)"
+    )
     parser.add_argument("--out", type=Path, default=None, help="folder for the JSON result (default: bench/results)")
     args = parser.parse_args(argv)
     for case in args.cases:
@@ -314,6 +323,7 @@ def main(argv: list[str] | None = None) -> int:
             "partitions": PARTITIONS,
             "promise_ms": PROMISE_MS,
             "poll_interval_ms": POLL_INTERVAL_S * 1000,
+            "probe_timeout_s": args.probe_timeout,
             "producer": "kafka-python, acks=1, linger_ms=0, flushed per probe",
         },
         "summary": rows,
