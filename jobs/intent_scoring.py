@@ -1,32 +1,32 @@
-"""Intent scoring: session windows score each person's engagement and purchase intent into the profile.
+"""Intent scoring: event-time sessions score each person's engagement and purchase intent into the profile.
 
-clickstream.events ─► parse ─► watermarks ─► key_by(person) ─► session window ─► IntentWindowFunction
-                        │                                      │                  ├─ scores ─► Redis profile
-                        │                                      │                  └─ triggers ─► email.triggers
-                        └── bad records ──────┬──── late ──────┘
+clickstream.events ─► parse ─► watermarks ─► key_by(person) ─► IntentSessions ─┬─ scores ─► Redis profile
+                        │                                           │           └─ triggers ─► email.triggers
+                        └── bad records ──────┬──── late ───────────┘
                                               └─► clickstream.dlq
 
 Identify calls also set the profile's email, name and time zone (udfs/traits.py), which delivery uses.
-The window fires on every event (fresh scores) and once at the session's end (triggers); the
-formula is documented in udfs/intent.py and its weights are in flink-conf/jobs/intent_scoring.yaml.
+Each event rescores its session (fresh scores); a session's close, when the watermark passes its end,
+emits the triggers. Sessions follow Flink's session-window rules (udfs/sessions.py) but live in keyed
+state and timers, since PyFlink's window operator cannot run in thread mode. The formula is documented in
+udfs/intent.py and its weights are in flink-conf/jobs/intent_scoring.yaml.
 
-Where state could leak: none beyond the open session windows, which Flink drops when the watermark
-passes their end; the profile hash expires after ``redis.profile_ttl`` of silence.
+Where state could leak: none beyond the events of open sessions, cleared when each session closes; the
+profile hash expires after ``redis.profile_ttl`` of silence.
 """
 
 from __future__ import annotations
 
-from pyflink.common import Time, Types
-from pyflink.datastream import DataStream, OutputTag, StreamExecutionEnvironment
+from pyflink.common import Types
+from pyflink.datastream import DataStream, StreamExecutionEnvironment
 from pyflink.datastream.connectors import Source
-from pyflink.datastream.window import EventTimeSessionWindows
 
 from connectors.discard import discarding_sink
 from jobs.clickstream import parsed_events
 from jobs.config import IntentScoringConfig
 from jobs.runner import JobSinks, run_job
-from udfs.flink.intent import FireOnEveryEvent, IntentWindowFunction
-from udfs.flink.parse import LateToDeadLetter, parsed_event_type
+from udfs.flink.intent import IntentSessions
+from udfs.flink.parse import LATE
 from udfs.flink.traits import WriteTraits
 from udfs.intent import BrowsePolicy, IntentWeights
 
@@ -61,19 +61,17 @@ def policy_from(cfg: IntentScoringConfig) -> BrowsePolicy:
 def build(env: StreamExecutionEnvironment, cfg: IntentScoringConfig, source: Source, sinks: JobSinks) -> DataStream:
     """Wire the job; returns the trigger stream."""
     events, rejected = parsed_events(env, cfg.kafka, source, cfg.topics.events, cfg.event_time, f"{cfg.job_name}.parse")
-    late_events = OutputTag("late-events", parsed_event_type())
     scored = (
         events.key_by(lambda event: event[0], key_type=Types.STRING())
-        .window(EventTimeSessionWindows.with_gap(Time.milliseconds(cfg.session.gap)))
-        .trigger(FireOnEveryEvent())
-        .side_output_late_data(late_events)
         .process(
-            IntentWindowFunction(
+            IntentSessions(
                 weights=weights_from(cfg),
                 policy=policy_from(cfg),
+                gap_ms=cfg.session.gap,
                 redis_url=cfg.redis.url,
                 key_prefix=cfg.redis.key_prefix,
                 ttl_ms=cfg.redis.profile_ttl,
+                stage=cfg.job_name,
             ),
             output_type=Types.STRING(),
         )
@@ -84,8 +82,7 @@ def build(env: StreamExecutionEnvironment, cfg: IntentScoringConfig, source: Sou
         WriteTraits(cfg.redis.url, cfg.redis.key_prefix, cfg.redis.profile_ttl), output_type=Types.STRING()
     ).uid("traits")
     traits.sink_to(discarding_sink()).uid("traits-end")
-    late = scored.get_side_output(late_events).map(LateToDeadLetter(f"{cfg.job_name}.late"), Types.STRING())
-    rejected.union(late).sink_to(sinks.dead_letter).uid("dead-letter-sink")
+    rejected.union(scored.get_side_output(LATE)).sink_to(sinks.dead_letter).uid("dead-letter-sink")
     return scored
 
 

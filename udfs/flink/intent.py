@@ -1,76 +1,117 @@
-"""The intent scoring operator: a session window that scores on every event and decides at its end.
+"""The intent scoring operator: each person's sessions, scored on every event and decided at their end.
 
-Firing on every element keeps the profile's scores fresh (the promise is a usable profile within
-200 ms of the click); the firing at the window's end is the only one that emits triggers.
+Scoring on every event keeps the profile's scores fresh (the promise is a usable profile within 200 ms of
+the click); the session's close, when the watermark passes its end, is the only point that emits triggers.
+Sessions are drawn by ``udfs.sessions`` from the events kept in keyed state, with Flink's session-window
+rules, so the job runs in thread mode (PyFlink 2.2.1's window operator cannot).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import json
+from collections.abc import Iterator
+from typing import Any
 
-from pyflink.common import Row
-from pyflink.datastream import RuntimeContext
-from pyflink.datastream.functions import ProcessWindowFunction
-from pyflink.datastream.window import EventTimeTrigger, TimeWindow, Trigger, TriggerResult
+from pyflink.common import Types
+from pyflink.datastream import KeyedProcessFunction, RuntimeContext
+from pyflink.datastream.state import ValueStateDescriptor
 
 from connectors.redis import ProfileStore
 from udfs.events import parse_event
-from udfs.intent import BrowsePolicy, IntentWeights, session_end_triggers, summarize
+from udfs.flink.parse import LATE, late_record
+from udfs.intent import BrowsePolicy, IntentWeights, SessionSummary, session_end_triggers, summarize
+from udfs.sessions import PendingEvent, Session, is_closed, sessions
 
-__all__ = ["FireOnEveryEvent", "IntentWindowFunction"]
+__all__ = ["IntentSessions"]
 
 _GUARD = "scored_at_ms"
 
 
-class FireOnEveryEvent(EventTimeTrigger):
-    """Fire (without purging) on each event, and once more when the watermark passes the session's end."""
+class IntentSessions(KeyedProcessFunction):
+    """Per person: the events of sessions not yet closed, scores into the profile, triggers at each close."""
 
-    def on_element(
-        self, element: Row, timestamp: int, window: TimeWindow, ctx: Trigger.TriggerContext
-    ) -> TriggerResult:
-        super().on_element(element, timestamp, window, ctx)
-        return TriggerResult.FIRE
-
-
-class IntentWindowFunction(ProcessWindowFunction):
-    """Scores the session's events into the profile; at the session's end, emits browse/high-intent triggers."""
-
-    def __init__(self, weights: IntentWeights, policy: BrowsePolicy, redis_url: str, key_prefix: str, ttl_ms: int):
+    def __init__(
+        self,
+        weights: IntentWeights,
+        policy: BrowsePolicy,
+        gap_ms: int,
+        redis_url: str,
+        key_prefix: str,
+        ttl_ms: int,
+        stage: str,
+    ) -> None:
+        self.stage = stage
         self.weights = weights
         self.policy = policy
+        self.gap_ms = gap_ms
         self.redis_url = redis_url
         self.key_prefix = key_prefix
         self.ttl_ms = ttl_ms
         self.profiles: ProfileStore | None = None
 
     def open(self, runtime_context: RuntimeContext) -> None:
+        # No TTL: every event here is in a session that closes at a timer, and the close clears it.
+        self.pending = runtime_context.get_state(ValueStateDescriptor("open-sessions", Types.STRING()))
         self.profiles = ProfileStore(self.redis_url, self.key_prefix, self.ttl_ms)
         self.profiles.setup()
         metrics = runtime_context.get_metrics_group()
         self.scored = metrics.counter("sessions_scored")
         self.triggers_fired = metrics.counter("triggers_fired")
+        self.late_events = metrics.counter("late_events")
 
     def close(self) -> None:
         if self.profiles is not None:
             self.profiles.close()
 
-    def process(self, key: str, context: ProcessWindowFunction.Context, elements: Iterable[Row]) -> Iterator[str]:
-        assert self.profiles is not None
-        summary = summarize(key, (parse_event(row[2]) for row in elements), self.weights, self.policy)
-        fields = {k: v for k, v in summary.to_profile_fields().items() if k not in (_GUARD, "last_seen_ms")}
-        self.profiles.write_guarded(key, _GUARD, summary.as_of_ms, fields)
-        self.scored.inc()
-        window = context.window()
-        if context.current_watermark() < window.max_timestamp():
+    def process_element(self, value: Any, ctx: KeyedProcessFunction.Context) -> Iterator[Any]:
+        event = PendingEvent(ctx.timestamp(), value[2])
+        watermark = ctx.timer_service().current_watermark()
+        events = [*self._load(), event]
+        joined = next(s for s in sessions(events, self.gap_ms) if event in s.events)
+        if is_closed(joined, watermark):
+            self.late_events.inc()
+            yield LATE, late_record(event.payload, event.event_time_ms, watermark, f"{self.stage}.late")
             return
-        for trigger in session_end_triggers(summary, window.end, self.policy):
-            self.triggers_fired.inc()
-            self.profiles.record_trigger(
-                key,
-                {
-                    "trigger_id": trigger.trigger_id,
-                    "trigger_type": trigger.trigger_type,
-                    "fired_at_ms": trigger.fired_at_ms,
-                },
-            )
-            yield trigger.to_json().decode()
+        self._save(events)
+        self._score(ctx.get_current_key(), joined)
+        ctx.timer_service().register_event_time_timer(joined.end_ms - 1)
+
+    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterator[str]:
+        person = ctx.get_current_key()
+        still_open: list[PendingEvent] = []
+        for session in sessions(self._load(), self.gap_ms):
+            if not is_closed(session, timestamp):
+                still_open.extend(session.events)
+                continue
+            summary = self._score(person, session)
+            for trigger in session_end_triggers(summary, session.end_ms, self.policy):
+                self.triggers_fired.inc()
+                assert self.profiles is not None
+                self.profiles.record_trigger(
+                    person,
+                    {
+                        "trigger_id": trigger.trigger_id,
+                        "trigger_type": trigger.trigger_type,
+                        "fired_at_ms": trigger.fired_at_ms,
+                    },
+                )
+                yield trigger.to_json().decode()
+        self._save(still_open)
+
+    def _score(self, person: str, session: Session) -> SessionSummary:
+        assert self.profiles is not None
+        summary = summarize(person, (parse_event(e.payload) for e in session.events), self.weights, self.policy)
+        fields = {k: v for k, v in summary.to_profile_fields().items() if k not in (_GUARD, "last_seen_ms")}
+        self.profiles.write_guarded(person, _GUARD, summary.as_of_ms, fields)
+        self.scored.inc()
+        return summary
+
+    def _load(self) -> list[PendingEvent]:
+        raw = self.pending.value()
+        return [PendingEvent(t, payload) for t, payload in json.loads(raw)] if raw else []
+
+    def _save(self, events: list[PendingEvent]) -> None:
+        if events:
+            self.pending.update(json.dumps([[e.event_time_ms, e.payload] for e in events]))
+        else:
+            self.pending.clear()

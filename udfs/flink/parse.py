@@ -9,7 +9,7 @@ from typing import Any
 from pyflink.common import Row, Types
 from pyflink.common.typeinfo import RowTypeInfo
 from pyflink.common.watermark_strategy import TimestampAssigner
-from pyflink.datastream import MapFunction, OutputTag, ProcessFunction, RuntimeContext
+from pyflink.datastream import OutputTag, ProcessFunction, RuntimeContext
 
 from udfs.events import InvalidEvent, dead_letter_record, parse_event
 
@@ -18,7 +18,6 @@ __all__ = [
     "LATE",
     "PARSED_EVENT",
     "EventTime",
-    "LateToDeadLetter",
     "ParseEvents",
     "late_record",
     "parsed_event_type",
@@ -76,14 +75,3 @@ def late_record(payload: str, event_time_ms: int, watermark_ms: int, stage: str)
     """A late event as a dead letter: kept as data with how late it was, never dropped silently."""
     reason = InvalidEvent("timestamp", f"late: {watermark_ms - event_time_ms} ms behind the watermark")
     return dead_letter_record(payload, reason, stage).decode()
-
-
-class LateToDeadLetter(MapFunction):
-    """For window operators, whose late elements arrive as the parsed row on a side output."""
-
-    def __init__(self, stage: str) -> None:
-        self.stage = stage
-
-    def map(self, value: Row) -> str:
-        reason = InvalidEvent("timestamp", "late: behind the watermark when its session window had closed")
-        return dead_letter_record(value[2], reason, self.stage).decode()
