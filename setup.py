@@ -45,6 +45,7 @@ setup(
     extras_require={
         "dev": [
             "pytest==9.2.0",
+            "hypothesis==6.170.17",  # property tests of the event-time logic against batch models
             "ruff==0.17.5",
             "mypy==2.4.1",  # `make lint`; settings in pyproject.toml (requests ships its own types)
             "types-PyYAML==6.0.12.20261122",
