@@ -1,36 +1,41 @@
 """Cart abandonment as a pure step function: an event or a timer goes in, the new state and triggers come out.
 
+The rule, in event time alone (so a replay, a catch-up or any arrival order within the lateness bound gives
+the same triggers). Take a person's cart ops in event-time order (an op at time T before a reminder due at T):
+
+- every cart op (add, remove, snapshot, order) changes the cart and starts the series again: reminder ``k`` is
+  due at ``last change + reminders[k].delay``, the first one of a series no sooner than ``last reminder +
+  cooldown``; a reminder the cooldown pushed past a later step's time is skipped;
+- a reminder due at D is sent when the cart holds items at D, with the cart *as it was at D*; ops after D
+  count only for what comes after D;
+- with no reminder left (cart empty or series over), the cart is forgotten just after the later of its last
+  change and the end of the cooldown; an op after that starts a new cart.
+
 The Flink adapter keys events by person and keeps one :class:`CartState` per person. It calls
 :func:`apply_event` for each event and :func:`fire_timer` when an event-time timer fires, passing the current
 watermark to both. Then it persists ``decision.state`` (``None`` clears it), keeps exactly one pending event-time
 timer at ``decision.state.next_reminder_ms`` (deleting the old one if it changed), and emits ``decision.triggers``.
 
-Arrival order does not matter: the cart is a fold over an event-time-sorted log (:mod:`udfs.cart_log`), so the
-same set of events gives the same cart, the same timer and the same triggers in any order, and a duplicate
-(same message id) counts once. The state is still updated on every event, so the profile is fresh at once.
-
-Every cart op re-arms the timer (debounce), so a reminder fires only after the cart has been left alone for
-``reminders[0].delay_ms`` since the newest cart op. Later reminders in the series are measured from the same op.
-
-How state is cleared: when the cart is empty (a purchase, or everything removed) or the reminder series is
-over, ``next_reminder_ms`` becomes the *hold* time: 1 ms after the latest time the state still has to
-remember (the newest cart op, so older ones count as stale, and the end of the cooldown). When that timer
-fires, :func:`fire_timer` returns ``state=None``. This relies on the adapter diverting events that are behind
-the watermark (late) before they reach :func:`apply_event`. Otherwise a late "Product Added" from before a
-purchase could arrive after the hold and start a new cart. The op log is bounded by compaction: ops behind the
-watermark are folded into its base, and at most :data:`~udfs.cart_log.MAX_PENDING_OPS` stay pending.
+How the state gets there: an event's op waits in the log (:mod:`udfs.cart_log`) until the watermark passes it;
+each step walks the series forward to the watermark (:func:`_decide`), and the one timer sits at the first
+reminder that the pending ops leave due (or at the hold). Since the watermark never passes an armed timer
+without firing it, the walk up to the watermark only ever folds ops in; a timer's walk fires the reminders.
+The profile still sees every op at once (:attr:`CartState.items` folds the pending ones too). Duplicates
+(same message id) count once. This relies on the adapter diverting events at or behind the watermark (late)
+before they reach :func:`apply_event`. The log stays small: what the watermark passed is folded into its base,
+and at most :data:`~udfs.cart_log.MAX_PENDING_OPS` ops wait (a bot's oldest are decided early).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from udfs.cart_items import CartItem, is_int, item_from, optional_id, optional_text, removal_from, snapshot_items
-from udfs.cart_log import DEFAULT_CURRENCY, CartLog, CartOp, OpKind
+from udfs.cart_log import MAX_PENDING_OPS, Cart, CartLog, CartOp, OpKind, op_units
 from udfs.events import ClickEvent
 
 __all__ = [
@@ -63,8 +68,9 @@ _KINDS: dict[str, OpKind] = {
     CHECKOUT_STARTED: OpKind.SNAPSHOT,
     ORDER_COMPLETED: OpKind.ORDER,
 }
-#: Track event names this module acts on; every other event leaves the state untouched.
+#: The shop's cart events (track event names); every other event but a transfer leaves the state untouched.
 CART_EVENTS: frozenset[str] = frozenset(_KINDS)
+_KINDS[CART_TRANSFERRED] = OpKind.TRANSFER
 #: What Flink's ``current_watermark()`` returns before the first watermark (``Long.MIN_VALUE``): nothing is late.
 NO_WATERMARK = -(2**63)
 
@@ -73,19 +79,25 @@ NO_WATERMARK = -(2**63)
 class CartState:
     """Everything remembered about one person's cart, between events.
 
-    :param log: the cart ops as base plus pending ops; the cart (``items``, ``cart_id``, ``currency``) is its fold.
-    :param last_change_ms: event time of the newest cart op; reminders are measured from it.
-    :param reminders_sent: how many steps of the current reminder series are done (fired, or skipped
-        because the cooldown pushed the series past them).
-    :param next_reminder_ms: the time of the one pending event-time timer. With items in the cart and
-        reminders left it is the next reminder; otherwise it is the hold time after which the state is dropped.
+    The series fields describe the cart *as of* ``clock_ms``: every op at or before it is folded into the
+    log's base and every reminder due at or before it has been decided. Ops after it wait in the log, so an
+    event that arrives early (its partition ran ahead) cannot change a reminder due before it.
+
+    :param log: the cart ops as base plus pending ops; :attr:`items` is the fold of all of them (the profile).
+    :param clock_ms: the event time up to which the series is decided (the watermark, at the latest step).
+    :param last_change_ms: event time of the newest cart op at or before ``clock_ms``; reminders count from it.
+    :param reminders_sent: how many steps of the current series are done (fired, or skipped because the
+        cooldown pushed the series past them).
+    :param next_reminder_ms: the time of the one pending event-time timer: the first reminder the pending ops
+        leave due, else the hold time after which the state is dropped.
     :param last_trigger_ms: when the latest reminder fired, for the cooldown.
-    :param recent_message_ids: ids of the latest cart events, oldest first. Duplicates of logged ops are caught
+    :param recent_message_ids: ids of the latest cart events, oldest first. Duplicates of pending ops are caught
         by the log itself; this window also catches a resend whose timestamp differs from the original's.
     """
 
     log: CartLog = field(default_factory=CartLog)
-    last_change_ms: int = 0
+    clock_ms: int = NO_WATERMARK
+    last_change_ms: int | None = None
     reminders_sent: int = 0
     next_reminder_ms: int | None = None
     last_trigger_ms: int | None = None
@@ -93,7 +105,7 @@ class CartState:
 
     @property
     def items(self) -> Mapping[str, CartItem]:
-        """Cart lines by product id, in the order the event-time fold put them; read-only."""
+        """Cart lines by product id with every op that arrived, in the order the fold put them; read-only."""
         return self.log.items
 
     @property
@@ -107,12 +119,18 @@ class CartState:
     @property
     def value(self) -> float:
         """Cart total, rounded to cents."""
-        return round(sum(item.price * item.quantity for item in self.items.values()), 2)
+        return _value(self.items.values())
+
+    @property
+    def newest_change_ms(self) -> int:
+        """Event time of the newest cart op that arrived: what the profile's cart is as of."""
+        return max(self.last_change_ms or 0, self.log.newest_ms or 0)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form, which is how the adapter stores the state."""
         return {
             "log": self.log.to_dict(),
+            "clock_ms": self.clock_ms,
             "last_change_ms": self.last_change_ms,
             "reminders_sent": self.reminders_sent,
             "next_reminder_ms": self.next_reminder_ms,
@@ -124,23 +142,23 @@ class CartState:
     def from_dict(cls, data: Mapping[str, Any]) -> CartState:
         """Inverse of :meth:`to_dict`; missing keys take their defaults, so adding a field keeps old state readable.
 
-        The shape before the op log (``items``, ``cart_id``, ``last_order_ms`` at the top) becomes a base holding
-        those items, with cart events older than the last purchase still counted as stale (and held for).
+        State written before the series had a clock reads as decided up to its newest folded op; the shape
+        before the op log (``items``, ``cart_id``, ``last_order_ms`` at the top) as decided up to its last change
+        or purchase, so cart events older than that purchase still count as stale (and are held for).
         """
-        last_change_ms = data.get("last_change_ms", 0)
+        last_change_ms = data.get("last_change_ms") or None
         if "log" in data:
             log = CartLog.from_dict(data["log"])
+            clock = data.get("clock_ms", log.base_key[0] if log.base_key else NO_WATERMARK)
         else:
-            last_order_ms = data.get("last_order_ms")
-            last_change_ms = max(last_change_ms, last_order_ms or last_change_ms)
-            log = CartLog(
-                base_items=tuple(CartItem.from_dict(item) for item in data.get("items", ())),
-                base_key=None if last_order_ms is None else (last_order_ms, ""),  # "" sorts below any message id
-                cart_id=data.get("cart_id"),
-                currency=data.get("currency", DEFAULT_CURRENCY),
-            )
+            last_change_ms = max(last_change_ms or 0, data.get("last_order_ms") or 0) or None
+            clock = last_change_ms if last_change_ms is not None else NO_WATERMARK
+            items = (CartItem.from_dict(item) for item in data.get("items", ()))
+            base = Cart({item.product_id: item for item in items}, data.get("cart_id"), data.get("currency", "USD"))
+            log = CartLog(base, None if last_change_ms is None else (clock, "", clock, ""))
         return cls(
             log=log,
+            clock_ms=clock,
             last_change_ms=last_change_ms,
             reminders_sent=data.get("reminders_sent", 0),
             next_reminder_ms=data.get("next_reminder_ms"),
@@ -260,19 +278,18 @@ def make_trigger_id(person_id: str, cart_id: str | None, last_change_ms: int, re
 def apply_event(
     state: CartState | None, event: ClickEvent, policy: CartPolicy, *, watermark_ms: int = NO_WATERMARK
 ) -> CartDecision:
-    """Fold one event into the person's cart, at its event-time place whatever order the events arrive in.
+    """Put one event into the person's cart log, at its event-time place whatever order the events arrive in.
 
+    The op waits in the log until the series reaches its time, so it changes only reminders due after it.
     The input state is never mutated. Duplicates and non-cart events return it as is.
 
-    :param watermark_ms: the operator's current watermark; ops older than it are compacted into the log's base.
-        The caller must have diverted events older than it (late) already. Default: no watermark yet.
+    :param watermark_ms: the operator's current watermark: the series is decided up to it. The caller must have
+        diverted events at or before it (late) already. Default: no watermark yet.
     :raises InvalidEvent: a cart event whose properties cannot describe a cart (e.g. ``properties.price``).
     """
     if state is not None and (event.message_id in state.recent_message_ids or state.log.has_message(event.message_id)):
         return CartDecision(state)
-    if event.type == "track" and event.name == CART_TRANSFERRED:
-        return CartDecision(None, (), cart_changed=state is not None and bool(state.items))
-    if event.type != "track" or event.name not in CART_EVENTS:
+    if event.type != "track" or event.name not in _KINDS:
         return CartDecision(state)
 
     op = _op_from(event)  # validate before looking at state, so a bad event is rejected whatever came before it
@@ -281,58 +298,132 @@ def apply_event(
     if op is None:
         return CartDecision(new if state is not None else None)  # a snapshot event without products
 
-    old = state if state is not None else CartState()
-    new.log = new.log.apply(op).compacted(watermark_ms)
-    new.last_change_ms = max(new.last_change_ms, op.event_time_ms)
-    cart_changed = _cart_view(new) != _cart_view(old)
-    if cart_changed or new.last_change_ms != old.last_change_ms:
-        new.reminders_sent = 0
-        new.next_reminder_ms = _first_reminder_ms(new, policy) if new.items else _hold_until(new, policy)
-    return CartDecision(new, (), cart_changed)
+    new.log = new.log.apply(op)
+    if len(new.log.ops) > MAX_PENDING_OPS:  # a bot: decide the oldest pending ops now rather than grow
+        watermark_ms = max(watermark_ms, new.log.ops[len(new.log.ops) - MAX_PENDING_OPS - 1].effective_ms)
+    decision = _decide(new, person_id=event.person_id, until_ms=watermark_ms, policy=policy)
+    before = state.log.latest if state is not None else Cart()
+    after = decision.state.log.latest if decision.state is not None else Cart()
+    return replace(decision, cart_changed=_cart_view(after) != _cart_view(before))
 
 
 def fire_timer(
     state: CartState | None, person_id: str, timer_ms: int, policy: CartPolicy, *, watermark_ms: int = NO_WATERMARK
 ) -> CartDecision:
-    """Handle the person's event-time timer: send the due reminder, or drop state whose hold has passed.
+    """Handle the person's event-time timer: send the reminders now due, or drop state whose hold has passed.
 
-    A timer that no longer matches ``state.next_reminder_ms`` was superseded by a cart change and is ignored.
+    A timer that no longer matches ``state.next_reminder_ms`` was superseded by a cart op and is ignored.
 
-    :param watermark_ms: the operator's current watermark, to compact the log as in :func:`apply_event`.
+    :param watermark_ms: the operator's current watermark; the series is decided up to it (at least the timer).
     """
     if state is None or timer_ms != state.next_reminder_ms:
         return CartDecision(state)
-    if not state.items or state.reminders_sent >= policy.series_length:
-        return CartDecision(None)  # the hold timer: nothing left to remember
+    decision = _decide(_copy(state), person_id=person_id, until_ms=max(timer_ms, watermark_ms), policy=policy)
+    cart_changed = decision.state is None and bool(state.items)
+    return replace(decision, cart_changed=cart_changed)
 
-    index = state.reminders_sent + 1
-    trigger = AbandonmentTrigger(
-        trigger_id=make_trigger_id(person_id, state.cart_id, state.last_change_ms, index),
-        person_id=person_id,
-        cart_id=state.cart_id,
-        reminder_index=index,
-        template=policy.reminders[state.reminders_sent].template,
-        fired_at_ms=timer_ms,
-        last_change_ms=state.last_change_ms,
-        currency=state.currency,
-        value=state.value,
-        items=tuple(sorted(state.items.values(), key=_product_id)),  # sorted: byte-identical on any arrival order
-    )
-    new = _copy(state)
-    new.log = new.log.compacted(watermark_ms)
-    new.last_trigger_ms = timer_ms
-    # Skip reminders that the cooldown already pushed us past, rather than sending them back to back.
-    while index < policy.series_length and _reminder_ms(new, policy, index) <= timer_ms:
-        index += 1
-    new.reminders_sent = index
-    if index < policy.series_length:
-        new.next_reminder_ms = _reminder_ms(new, policy, index)
-    else:
-        hold = _hold_until(new, policy)
-        if hold <= timer_ms:
-            return CartDecision(None, (trigger,))
-        new.next_reminder_ms = hold
-    return CartDecision(new, (trigger,))
+
+@dataclass(slots=True)
+class _Series:
+    """The series as the walk through event time has it: the cart then, and where the reminders stand."""
+
+    cart: Cart
+    last_change_ms: int | None
+    sent: int
+    last_trigger_ms: int | None
+
+    def due_ms(self, policy: CartPolicy) -> int | None:
+        """When the next reminder is owed if nothing changes the cart first; ``None`` when none is."""
+        if not self.cart.items or self.last_change_ms is None or self.sent >= policy.series_length:
+            return None
+        due = self.last_change_ms + policy.reminders[self.sent].delay_ms
+        if self.sent == 0 and self.last_trigger_ms is not None:
+            due = max(due, self.last_trigger_ms + policy.cooldown_ms)
+        return due
+
+    def hold_ms(self, policy: CartPolicy) -> int | None:
+        """With no reminder owed: just after the latest time the state must remember (the newest op, the end of
+        the cooldown); then the cart is forgotten. ``None`` for a state with nothing to remember."""
+        if self.last_change_ms is None and self.last_trigger_ms is None:
+            return None
+        latest = self.last_change_ms or 0
+        if self.last_trigger_ms is not None:
+            latest = max(latest, self.last_trigger_ms + policy.cooldown_ms)
+        return latest + 1
+
+    def change(self, unit: list[CartOp]) -> None:
+        """A cart op at its time: it changes the cart and starts the series again (debounce)."""
+        self.cart.apply(unit)
+        self.last_change_ms = unit[0].effective_ms
+        self.sent = 0
+
+    def fire(self, due_ms: int, person_id: str, policy: CartPolicy) -> AbandonmentTrigger:
+        index = self.sent + 1
+        trigger = AbandonmentTrigger(
+            trigger_id=make_trigger_id(person_id, self.cart.cart_id, self.last_change_ms or 0, index),
+            person_id=person_id,
+            cart_id=self.cart.cart_id,
+            reminder_index=index,
+            template=policy.reminders[self.sent].template,
+            fired_at_ms=due_ms,
+            last_change_ms=self.last_change_ms or 0,
+            currency=self.cart.currency,
+            value=_value(self.cart.items.values()),
+            items=tuple(sorted(self.cart.items.values(), key=_product_id)),  # byte-identical on any arrival order
+        )
+        self.last_trigger_ms = due_ms
+        # Skip reminders that the cooldown already pushed us past, rather than sending them back to back.
+        while index < policy.series_length and (self.last_change_ms or 0) + policy.reminders[index].delay_ms <= due_ms:
+            index += 1
+        self.sent = index
+        return trigger
+
+    def run_until(self, moment_ms: int, person_id: str, policy: CartPolicy, fired: list[AbandonmentTrigger]) -> None:
+        """Let event time pass up to (excluding) ``moment_ms``: fire what falls due, forget a held cart."""
+        while (due := self.due_ms(policy)) is not None and due < moment_ms:
+            fired.append(self.fire(due, person_id, policy))
+        hold = self.hold_ms(policy) if due is None else None
+        if hold is not None and hold < moment_ms:
+            self.cart, self.last_change_ms, self.sent, self.last_trigger_ms = Cart(), None, 0, None
+
+
+def _decide(state: CartState, *, person_id: str, until_ms: int, policy: CartPolicy) -> CartDecision:
+    """Walk the series through event time up to ``until_ms`` (mutating ``state``), then arm the next timer.
+
+    The walk takes the pending ops and the due reminders in event-time order: an op at a reminder's due time
+    comes first (a reminder at D is judged on the ops at or before D). Ops after ``until_ms`` stay pending.
+    """
+    series = _Series(state.log.base.copy(), state.last_change_ms, state.reminders_sent, state.last_trigger_ms)
+    fired: list[AbandonmentTrigger] = []
+    if until_ms > state.clock_ms:
+        for unit in op_units(state.log.ops):
+            if unit[0].effective_ms > until_ms:
+                break
+            series.run_until(unit[0].effective_ms, person_id, policy, fired)
+            series.change(unit)
+        series.run_until(until_ms + 1, person_id, policy, fired)
+        log = state.log.folded_until(until_ms)
+        state.log = CartLog(series.cart, log.base_key, log.ops)
+        state.clock_ms = until_ms
+        state.last_change_ms, state.reminders_sent = series.last_change_ms, series.sent
+        state.last_trigger_ms = series.last_trigger_ms
+    state.next_reminder_ms = _next_timer(series, state.log.ops, policy)
+    if state.next_reminder_ms is None and not state.log.ops:
+        return CartDecision(None, tuple(fired))
+    return CartDecision(state, tuple(fired))
+
+
+def _next_timer(series: _Series, pending: tuple[CartOp, ...], policy: CartPolicy) -> int | None:
+    """The first reminder the pending ops leave due, else when the state may go; ``None``: nothing to wait for."""
+    ahead = _Series(series.cart.copy(), series.last_change_ms, series.sent, series.last_trigger_ms)
+    for unit in op_units(pending):
+        due = ahead.due_ms(policy)
+        if due is not None and due < unit[0].effective_ms:
+            return due
+        ahead.run_until(unit[0].effective_ms, "", policy, [])
+        ahead.change(unit)
+    due = ahead.due_ms(policy)
+    return due if due is not None else ahead.hold_ms(policy)
 
 
 def _op_from(event: ClickEvent) -> CartOp | None:
@@ -352,12 +443,20 @@ def _op_from(event: ClickEvent) -> CartOp | None:
     currency = optional_text(props.get("currency"), "properties.currency")
     if kind is OpKind.SNAPSHOT and snapshot is None:
         return None
-    return CartOp(kind, event.event_time_ms, event.message_id, items, product_id, quantity, cart_id, currency)
+    merged_at, source = (None, "") if event.merged is None else event.merged
+    return CartOp(
+        kind, event.event_time_ms, event.message_id, items, product_id, quantity, cart_id, currency, merged_at, source
+    )
 
 
-def _cart_view(state: CartState) -> tuple[Mapping[str, CartItem], str, str | None]:
+def _cart_view(cart: Cart) -> tuple[Mapping[str, CartItem], str, str | None]:
     """What the profile shows of the cart; a step changed the cart exactly when this changed."""
-    return state.items, state.currency, state.cart_id
+    return cart.items, cart.currency, cart.cart_id
+
+
+def _value(items: Iterable[CartItem]) -> float:
+    """Cart total, rounded to cents."""
+    return round(sum(item.price * item.quantity for item in items), 2)
 
 
 def _product_id(item: CartItem) -> str:
@@ -373,25 +472,3 @@ def _remember(state: CartState, message_id: str, window: int) -> None:
     ids.append(message_id)
     if len(ids) > window:
         del ids[: len(ids) - window]
-
-
-def _reminder_ms(state: CartState, policy: CartPolicy, index: int) -> int:
-    return state.last_change_ms + policy.reminders[index].delay_ms
-
-
-def _first_reminder_ms(state: CartState, policy: CartPolicy) -> int:
-    cooldown_end = state.last_trigger_ms + policy.cooldown_ms if state.last_trigger_ms is not None else 0
-    return max(_reminder_ms(state, policy, 0), cooldown_end)
-
-
-def _hold_until(state: CartState, policy: CartPolicy) -> int:
-    """When the state can go: just after the latest time it remembers, so every event it could matter to is late.
-
-    A timer at ``T`` fires once the watermark reaches ``T``; events at or before the latest remembered time are
-    then strictly behind the watermark, and the adapter diverts those before :func:`apply_event`. The newest
-    cart op bounds every op in the log, a purchase included.
-    """
-    latest = state.last_change_ms
-    if state.last_trigger_ms is not None:
-        latest = max(latest, state.last_trigger_ms + policy.cooldown_ms)
-    return latest + 1

@@ -1,41 +1,41 @@
-"""The cart as a fold over an event-time-sorted log of cart ops, so any arrival order gives the same cart.
+"""The cart as a fold over an event-time-sorted log of cart ops, readable as of any event time.
 
-A :class:`CartLog` holds a *base* (the cart lines as of ``base_key``) and the add/remove ops newer than it,
-sorted by ``(event_time_ms, message_id)``. The cart is ``fold(base, ops)``; an op that arrives out of order is
-inserted at its place and the fold is redone, which is exactly what processing the events in event-time order
-would have given.
+A :class:`CartLog` holds a *base* (the cart as of ``base_key``) and every op newer than it, sorted by
+:attr:`CartOp.key`. The cart is ``fold(base, ops)``; an op that arrives out of order is inserted at its place
+and the fold is redone, which is what processing the events in event-time order would have given. Resets
+(a snapshot, i.e. ``Cart Viewed``/``Checkout Started`` with ``products``, an order, a transfer) stay in the
+log like any other op until the base passes them, because the reminder series must be able to ask what the
+cart held *at* a due time (:meth:`CartLog.cart_until`), and an op after that time must not change the answer.
 
-Resets (a snapshot, i.e. ``Cart Viewed``/``Checkout Started`` with ``products``, or ``Order Completed``) replace
-the whole cart, so everything older than them no longer matters: a reset newer than the base *becomes* the base,
-the ops before it are dropped and the ops after it stay and are re-applied. An op at or below the base key
-(older than a reset that already arrived, or already folded in) is ignored, as ordered processing would have
-superseded it. So the ops tuple never holds a reset.
+``cart_id`` and ``currency`` are written in the same fold: adds and snapshots write the values they carry,
+an order or a transfer clears ``cart_id``.
 
-``cart_id`` and ``currency`` are last-writer-wins registers keyed by the same ``(event_time_ms, message_id)``, and
-they take every op into account, even one ignored for the lines: the newest writer wins, which is what writing
-them in event-time order gives. Adds and snapshots write the values they carry; an order writes ``cart_id=None``.
+Ops moved from an anonymous cart at login (:mod:`udfs.identity`) carry ``merged_at_ms`` and their ``source``
+(the browser): they take effect at the login, as one *group*: the browser's ops are folded on their own, in
+their own event-time order, and the resulting lines are added to the cart at ``merged_at_ms``.
 
-Compaction keeps the log bounded: ops older than the watermark can never be preceded by a new op (the Flink
-adapter diverts events behind the watermark), so :meth:`CartLog.compacted` folds them into the base. At most
-:data:`MAX_PENDING_OPS` ops stay pending whatever the watermark does; beyond that the oldest are folded in too,
-and an op arriving later that is older than them is ignored (only a bot clicks that fast within one
-out-of-orderness window).
+A ``TRANSFER`` (the browser's cart moved to the person it logged in as) empties the cart and *closes* it:
+every op after it belongs to that person now, so the log drops them.
+
+The log stays bounded because the caller folds into the base everything its reminder series has decided
+(:meth:`CartLog.folded_until`), which with the Flink adapter is everything behind the watermark.
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
 from udfs.cart_items import CartItem
 
-__all__ = ["DEFAULT_CURRENCY", "MAX_PENDING_OPS", "CartLog", "CartOp", "OpKey", "OpKind"]
+__all__ = ["DEFAULT_CURRENCY", "MAX_PENDING_OPS", "Cart", "CartLog", "CartOp", "OpKey", "OpKind", "op_units"]
 
-#: Where an op sits in event time: ``(event_time_ms, message_id)``; the message id breaks ties deterministically.
-OpKey = tuple[int, str]
+#: Where an op sits in event time: ``(effective_ms, source, event_time_ms, message_id)``. An op's own ops have
+#: ``source == ""``; a moved group sorts after them at the login's time, in the browser's own order.
+OpKey = tuple[int, str, int, str]
 
 DEFAULT_CURRENCY = "USD"
 #: Hard cap on ops kept unfolded (about 200 bytes each in the stored JSON, so ~50 KB per person at most).
@@ -43,16 +43,13 @@ MAX_PENDING_OPS = 256
 
 
 class OpKind(StrEnum):
-    """What a cart op does; ``SNAPSHOT`` and ``ORDER`` are the resets."""
+    """What a cart op does; ``SNAPSHOT``, ``ORDER`` and ``TRANSFER`` replace the whole cart."""
 
     ADD = "add"
     REMOVE = "remove"
     SNAPSHOT = "snapshot"
     ORDER = "order"
-
-
-_RESETS = frozenset({OpKind.SNAPSHOT, OpKind.ORDER})
-_METADATA_WRITERS = frozenset({OpKind.ADD, OpKind.SNAPSHOT})
+    TRANSFER = "transfer"
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +59,10 @@ class CartOp:
     :param items: ``ADD``: the line(s) added; ``SNAPSHOT``: the whole cart; empty otherwise.
     :param product_id: ``REMOVE``: the line to reduce.
     :param quantity: ``REMOVE``: how many to take off; ``None`` removes the whole line.
-    :param cart_id: written to the ``cart_id`` register by ``ADD`` and ``SNAPSHOT`` when not ``None``.
-    :param currency: written to the ``currency`` register by ``ADD`` and ``SNAPSHOT`` when not ``None``.
+    :param cart_id: written to ``cart_id`` by ``ADD`` and ``SNAPSHOT`` when not ``None``.
+    :param currency: written to ``currency`` by ``ADD`` and ``SNAPSHOT`` when not ``None``.
+    :param merged_at_ms: set on ops moved from a browser's cart at login: when they join this cart.
+    :param source: the browser such a moved op comes from; ``""`` for the cart's own ops.
     """
 
     kind: OpKind
@@ -74,18 +73,25 @@ class CartOp:
     quantity: int | None = None
     cart_id: str | None = None
     currency: str | None = None
+    merged_at_ms: int | None = None
+    source: str = ""
+
+    @property
+    def effective_ms(self) -> int:
+        """When the op changes this cart: its own time, or the login's for a moved op."""
+        return self.event_time_ms if self.merged_at_ms is None else self.merged_at_ms
 
     @property
     def key(self) -> OpKey:
-        return (self.event_time_ms, self.message_id)
+        return (self.effective_ms, self.source, self.event_time_ms, self.message_id)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form; fields at their default are left out to keep the stored state small."""
         data: dict[str, Any] = {"kind": self.kind.value, "t": self.event_time_ms, "id": self.message_id}
         if self.items:
             data["items"] = [item.to_dict() for item in self.items]
-        optional = {"product_id": self.product_id, "quantity": self.quantity}
-        optional |= {"cart_id": self.cart_id, "currency": self.currency}
+        optional = {"product_id": self.product_id, "quantity": self.quantity, "merged_at": self.merged_at_ms}
+        optional |= {"cart_id": self.cart_id, "currency": self.currency, "source": self.source or None}
         data.update((name, value) for name, value in optional.items() if value is not None)
         return data
 
@@ -100,108 +106,172 @@ class CartOp:
             quantity=data.get("quantity"),
             cart_id=data.get("cart_id"),
             currency=data.get("currency"),
+            merged_at_ms=data.get("merged_at"),
+            source=data.get("source") or "",
         )
+
+
+@dataclass(slots=True)
+class Cart:
+    """A cart at one moment of the fold; mutable, owned by whoever folds.
+
+    :param closed: a transfer happened: the cart moved to another person and takes no more ops.
+    :param currency_written: some op named the currency (a moved group only passes on a currency it saw).
+    """
+
+    items: dict[str, CartItem] = field(default_factory=dict)
+    cart_id: str | None = None
+    currency: str = DEFAULT_CURRENCY
+    closed: bool = False
+    currency_written: bool = field(default=False, compare=False)
+
+    def copy(self) -> Cart:
+        return Cart(dict(self.items), self.cart_id, self.currency, self.closed, self.currency_written)
+
+    def apply(self, unit: list[CartOp]) -> None:
+        """Fold one unit (an own op, or a moved group: see :func:`op_units`) into the cart."""
+        if self.closed:
+            return
+        if unit[0].source == "":
+            _fold_op(self, unit[0])
+            return
+        moved = Cart()
+        for op in unit:
+            _fold_op(moved, op)
+        for line in moved.items.values():
+            _add(self.items, line)
+        if moved.cart_id is not None:
+            self.cart_id = moved.cart_id
+        if moved.currency_written:
+            self.currency, self.currency_written = moved.currency, True
 
 
 @dataclass(frozen=True, slots=True)
 class CartLog:
-    """Base plus pending ops, and the ``cart_id``/``currency`` registers; immutable, so steps can share it.
+    """Base plus the ops after it; immutable, so steps can share it.
 
-    :param base_items: the cart lines as of ``base_key``, in the order the fold put them.
-    :param base_key: the newest op already reflected in the base; ``None`` is "before everything".
-    :param ops: ``ADD``/``REMOVE`` ops newer than ``base_key``, sorted by key.
-    :param cart_id_key: the key of the op that wrote ``cart_id``; ``None`` means any writer wins.
-    :param currency_key: the key of the op that wrote ``currency``; ``None`` means any writer wins.
+    :param base: the cart as of ``base_key`` (treat as read-only; :meth:`cart_until` copies it).
+    :param base_key: the newest op already folded into the base; ``None`` is "before everything".
+    :param ops: every op newer than ``base_key``, sorted by key.
     """
 
-    base_items: tuple[CartItem, ...] = ()
+    base: Cart = field(default_factory=Cart)
     base_key: OpKey | None = None
     ops: tuple[CartOp, ...] = ()
-    cart_id: str | None = None
-    cart_id_key: OpKey | None = None
-    currency: str = DEFAULT_CURRENCY
-    currency_key: OpKey | None = None
-    #: ``fold(base_items, ops)``, computed once; treat it as read-only.
-    items: dict[str, CartItem] = field(init=False, repr=False, compare=False)
+    #: the fold of everything, computed once: what the profile shows; treat it as read-only.
+    latest: Cart = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "items", _fold(self.base_items, self.ops))
+        object.__setattr__(self, "latest", self.cart_until(None))
+
+    @property
+    def items(self) -> dict[str, CartItem]:
+        return self.latest.items
+
+    @property
+    def cart_id(self) -> str | None:
+        return self.latest.cart_id
+
+    @property
+    def currency(self) -> str:
+        return self.latest.currency
+
+    @property
+    def newest_ms(self) -> int | None:
+        """Effective time of the newest op not yet in the base."""
+        return self.ops[-1].effective_ms if self.ops else None
 
     def has_message(self, message_id: str) -> bool:
         """Whether a pending op came from this message, so its duplicate can be dropped."""
         return any(op.message_id == message_id for op in self.ops)
 
+    def cart_until(self, until_ms: int | None) -> Cart:
+        """The cart with every op effective at or before ``until_ms`` (all of them for ``None``)."""
+        cart = self.base.copy()
+        for unit in op_units(self.ops):
+            if until_ms is not None and unit[0].effective_ms > until_ms:
+                break
+            cart.apply(unit)
+        return cart
+
     def apply(self, op: CartOp) -> CartLog:
-        """The log with ``op`` in its event-time place; an op at or below the base only updates the registers."""
-        key = op.key
-        cart_id, cart_id_key = self.cart_id, self.cart_id_key
-        currency, currency_key = self.currency, self.currency_key
-        if op.kind is OpKind.ORDER and _newer(key, cart_id_key):
-            cart_id, cart_id_key = None, key
-        if op.kind in _METADATA_WRITERS and op.cart_id is not None and _newer(key, cart_id_key):
-            cart_id, cart_id_key = op.cart_id, key
-        if op.kind in _METADATA_WRITERS and op.currency is not None and _newer(key, currency_key):
-            currency, currency_key = op.currency, key
-
-        # An op at or below the base is superseded in event-time order; only the registers can learn from it.
-        base_items, base_key, ops = self.base_items, self.base_key, self.ops
-        newer = _newer(key, base_key)
-        if newer and op.kind in _RESETS:
-            base_items = op.items if op.kind is OpKind.SNAPSHOT else ()
-            base_key = key
-            ops = tuple(pending for pending in ops if pending.key > key)
-        elif newer:
-            pending = list(ops)
-            bisect.insort(pending, op, key=_op_key)
-            ops = tuple(pending)
-        return CartLog(base_items, base_key, ops, cart_id, cart_id_key, currency, currency_key)
-
-    def compacted(self, watermark_ms: int, max_ops: int = MAX_PENDING_OPS) -> CartLog:
-        """Fold into the base the ops older than the watermark, and the oldest beyond ``max_ops``; same cart."""
-        if max_ops < 0:
-            raise ValueError(f"max_ops must be >= 0, got {max_ops}")
-        below = bisect.bisect_left(self.ops, watermark_ms, key=_op_time)
-        count = max(below, len(self.ops) - max_ops)
-        if count <= 0:
+        """The log with ``op`` in its place; an op at or below the base, or after a transfer, is dropped."""
+        if self.base.closed or (self.base_key is not None and op.key <= self.base_key):
             return self
-        base = tuple(_fold(self.base_items, self.ops[:count]).values())
-        return replace(self, base_items=base, base_key=self.ops[count - 1].key, ops=self.ops[count:])
+        transfer = next((pending for pending in self.ops if pending.kind is OpKind.TRANSFER), None)
+        if transfer is not None and op.key > transfer.key:
+            return self
+        pending = list(self.ops)
+        bisect.insort(pending, op, key=_op_key)
+        if op.kind is OpKind.TRANSFER:
+            pending = [kept for kept in pending if kept.key <= op.key]
+        return CartLog(self.base, self.base_key, tuple(pending))
+
+    def folded_until(self, until_ms: int) -> CartLog:
+        """The same log with every op effective at or before ``until_ms`` folded into the base."""
+        count = bisect.bisect_right(self.ops, until_ms, key=_op_effective)
+        if count == 0:
+            return self
+        return CartLog(self.cart_until(until_ms), self.ops[count - 1].key, self.ops[count:])
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe form (keys become ``[ms, id]`` lists); the folded ``items`` are derived, so not stored."""
+        """JSON-safe form (keys become lists); the folded carts are derived, so not stored."""
         return {
-            "base_items": [item.to_dict() for item in self.base_items],
-            "base_key": _key_to_json(self.base_key),
+            "base_items": [item.to_dict() for item in self.base.items.values()],
+            "base_key": None if self.base_key is None else list(self.base_key),
             "ops": [op.to_dict() for op in self.ops],
-            "cart_id": self.cart_id,
-            "cart_id_key": _key_to_json(self.cart_id_key),
-            "currency": self.currency,
-            "currency_key": _key_to_json(self.currency_key),
+            "cart_id": self.base.cart_id,
+            "currency": self.base.currency,
+            "closed": self.base.closed,
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CartLog:
-        """Inverse of :meth:`to_dict`; missing keys take their defaults."""
+        """Inverse of :meth:`to_dict`; missing keys take their defaults. A two-part base key (the log's layout
+        before moved ops) reads as an own op's key."""
+        items = (CartItem.from_dict(item) for item in data.get("base_items", ()))
+        currency = data.get("currency", DEFAULT_CURRENCY)
+        base = Cart({item.product_id: item for item in items}, data.get("cart_id"), currency, data.get("closed", False))
         return cls(
-            base_items=tuple(CartItem.from_dict(item) for item in data.get("base_items", ())),
+            base=base,
             base_key=_key_from_json(data.get("base_key")),
             ops=tuple(sorted((CartOp.from_dict(op) for op in data.get("ops", ())), key=_op_key)),
-            cart_id=data.get("cart_id"),
-            cart_id_key=_key_from_json(data.get("cart_id_key")),
-            currency=data.get("currency", DEFAULT_CURRENCY),
-            currency_key=_key_from_json(data.get("currency_key")),
         )
 
 
-def _fold(base_items: Iterable[CartItem], ops: Iterable[CartOp]) -> dict[str, CartItem]:
-    items = {item.product_id: item for item in base_items}
+def op_units(ops: Iterable[CartOp]) -> Iterator[list[CartOp]]:
+    """Sorted ops as the fold takes them: each own op alone, a moved group (same login, same browser) together."""
+    unit: list[CartOp] = []
     for op in ops:
-        if op.kind is OpKind.ADD:
-            for added in op.items:
-                _add(items, added)
-        elif op.kind is OpKind.REMOVE and op.product_id is not None:
-            _remove(items, op.product_id, op.quantity)
-    return items
+        if unit and (op.source == "" or (op.effective_ms, op.source) != (unit[0].effective_ms, unit[0].source)):
+            yield unit
+            unit = []
+        unit.append(op)
+    if unit:
+        yield unit
+
+
+def _fold_op(cart: Cart, op: CartOp) -> None:
+    if cart.closed:
+        return
+    if op.kind is OpKind.ADD:
+        for added in op.items:
+            _add(cart.items, added)
+    elif op.kind is OpKind.REMOVE:
+        if op.product_id is not None:
+            _remove(cart.items, op.product_id, op.quantity)
+        return  # removals write neither cart_id nor currency
+    elif op.kind is OpKind.SNAPSHOT:
+        cart.items = {item.product_id: item for item in op.items}
+    else:  # ORDER or TRANSFER
+        cart.items = {}
+        cart.cart_id = None
+        cart.closed = op.kind is OpKind.TRANSFER
+        return
+    if op.cart_id is not None:
+        cart.cart_id = op.cart_id
+    if op.currency is not None:
+        cart.currency, cart.currency_written = op.currency, True
 
 
 def _add(items: dict[str, CartItem], added: CartItem) -> None:
@@ -229,21 +299,17 @@ def _remove(items: dict[str, CartItem], product_id: str, quantity: int | None) -
         del items[product_id]
 
 
-def _newer(key: OpKey, than: OpKey | None) -> bool:
-    return than is None or key > than
-
-
 def _op_key(op: CartOp) -> OpKey:
     return op.key
 
 
-def _op_time(op: CartOp) -> int:
-    return op.event_time_ms
-
-
-def _key_to_json(key: OpKey | None) -> list[Any] | None:
-    return None if key is None else [key[0], key[1]]
+def _op_effective(op: CartOp) -> int:
+    return op.effective_ms
 
 
 def _key_from_json(value: Any) -> OpKey | None:
-    return None if value is None else (int(value[0]), str(value[1]))
+    if value is None:
+        return None
+    if len(value) == 2:
+        return (int(value[0]), "", int(value[0]), str(value[1]))
+    return (int(value[0]), str(value[1]), int(value[2]), str(value[3]))

@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
-__all__ = ["EVENT_TYPES", "ClickEvent", "InvalidEvent", "dead_letter_record", "load_json_object", "parse_event"]
+__all__ = ["EVENT_TYPES", "MERGED_FIELD", "ClickEvent", "InvalidEvent", "dead_letter_record", "load_json_object", "parse_event"]
 
 #: Segment-spec call types; anything else is rejected.
 EVENT_TYPES: frozenset[str] = frozenset({"alias", "group", "identify", "page", "screen", "track"})
 
+#: Set by the cart job's login step on the events it moves to the person (never by a shop).
+MERGED_FIELD = "cartpulseMerged"
 _EXPECTED_TYPES = ", ".join(sorted(EVENT_TYPES))
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS = timedelta(milliseconds=1)
@@ -62,6 +64,8 @@ class ClickEvent:
     :param properties: the event's ``properties`` object, not copied; treat it as read-only.
     :param anonymous_id: the event's ``anonymousId`` (the browser or device), if any.
     :param previous_id: an ``alias`` call's ``previousId``, the identity it links to ``person_id``.
+    :param merged: ``(login time ms, browser)`` on a cart event the cart job moved from a browser's anonymous
+        cart to the person it logged in as (:mod:`udfs.identity`); read from :data:`MERGED_FIELD`.
     """
 
     message_id: str
@@ -72,6 +76,7 @@ class ClickEvent:
     properties: Mapping[str, Any]
     anonymous_id: str | None = None
     previous_id: str | None = None
+    merged: tuple[int, str] | None = None
 
     @property
     def device_id(self) -> str:
@@ -108,6 +113,7 @@ def parse_event(raw: bytes | str) -> ClickEvent:
         properties=_properties(doc.get("properties")),
         anonymous_id=_identity(doc, "anonymousId"),
         previous_id=_identity(doc, "previousId") if event_type == "alias" else None,
+        merged=_merged(doc.get(MERGED_FIELD)),
     )
 
 
@@ -224,6 +230,18 @@ def _event_time_ms(timestamp: Any) -> int:
     if not _EARLIEST_MS <= event_time_ms < _LATEST_MS:
         raise InvalidEvent("timestamp", f"year must be between 2000 and 2100 ({_show(timestamp)})")
     return event_time_ms
+
+
+def _merged(value: Any) -> tuple[int, str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not _is_int(value.get("at_ms")) or not isinstance(value.get("from"), str):
+        raise InvalidEvent.expected(MERGED_FIELD, 'an object {"at_ms": <int>, "from": <string>}', value)
+    return value["at_ms"], value["from"]
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _properties(properties: Any) -> Mapping[str, Any]:

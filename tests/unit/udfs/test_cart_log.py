@@ -9,7 +9,7 @@ import pytest
 
 import udfs.cart_log
 from udfs.cart_items import CartItem
-from udfs.cart_log import DEFAULT_CURRENCY, MAX_PENDING_OPS, CartLog, CartOp, OpKind
+from udfs.cart_log import DEFAULT_CURRENCY, CartLog, CartOp, OpKind, op_units
 
 SHOE = CartItem("shoe", "Shoe", 80.0, 1)
 HAT = CartItem("hat", "Hat", 20.0, 1, image_url="https://img/hat", url="https://shop/hat")
@@ -45,21 +45,46 @@ def test_ops_are_kept_in_event_time_order_and_folded_in_that_order():
     assert log.items == {"hat": HAT}  # two adds, then the removal of the whole line
 
 
-def test_a_reset_becomes_the_base_and_drops_only_the_ops_before_it():
+def test_a_reset_replaces_the_cart_but_stays_in_the_log_so_the_cart_can_be_read_before_it():
     log = build(add(1, SHOE), add(5, HAT), snapshot(3, CartItem("belt", "Belt", 30.0, 2)))
 
-    assert log.base_key == (3, "snapshot-3")
-    assert [op.event_time_ms for op in log.ops] == [5]
+    assert [op.event_time_ms for op in log.ops] == [1, 3, 5]
     assert list(log.items) == ["belt", "hat"]
+    assert list(log.cart_until(2).items) == ["shoe"]
+    assert list(log.cart_until(4).items) == ["belt"]
     assert build(add(1), order(3), add(5, HAT)).items == {"hat": HAT}
 
 
-def test_an_op_at_or_below_the_base_changes_no_line():
-    log = build(order(5), add(6, HAT))
+def test_an_op_at_or_below_the_base_is_dropped():
+    log = build(order(5), add(6, HAT)).folded_until(5)
 
-    assert log.apply(add(4)).items == log.items
-    assert log.apply(snapshot(4, SHOE)).base_key == (5, "order-5")
-    assert log.apply(add(4)).ops == log.ops
+    assert log.base_key == (5, "", 5, "order-5")
+    assert log.apply(add(4)) is log
+    assert log.apply(snapshot(4, SHOE)) is log
+
+
+def test_a_transfer_closes_the_cart_and_drops_every_op_after_it():
+    log = build(add(1, SHOE), add(7, HAT), CartOp(OpKind.TRANSFER, 5, "moved"))
+
+    assert [op.event_time_ms for op in log.ops] == [1, 5]
+    assert log.items == {} and log.latest.closed
+    assert log.apply(add(9, HAT)) is log
+    assert list(log.cart_until(4).items) == ["shoe"]
+
+
+def test_a_moved_group_is_folded_on_its_own_and_added_at_the_login():
+    moved = [
+        CartOp(OpKind.ADD, 1, "m1", (HAT,), merged_at_ms=10, source="browser"),
+        CartOp(OpKind.REMOVE, 2, "m2", product_id="hat", merged_at_ms=10, source="browser"),
+        CartOp(OpKind.ADD, 3, "m3", (SHOE,), merged_at_ms=10, source="browser", cart_id="cb", currency="EUR"),
+    ]
+    log = build(add(4, SHOE, cart_id="own"), *moved, remove(12, "shoe", quantity=1))
+
+    assert [unit[0].message_id for unit in op_units(log.ops)] == ["add-4-shoe", "m1", "remove-12-shoe"]
+    assert log.cart_until(9).items == {"shoe": SHOE}
+    assert log.cart_until(10).items["shoe"].quantity == 2  # own shoe plus the browser's; its hat was removed
+    assert (log.cart_until(10).cart_id, log.cart_until(10).currency) == ("cb", "EUR")
+    assert log.items["shoe"].quantity == 1
 
 
 def test_registers_take_the_newest_writer_in_event_time():
@@ -71,23 +96,15 @@ def test_registers_take_the_newest_writer_in_event_time():
     assert CartLog().currency == DEFAULT_CURRENCY
 
 
-def test_compaction_folds_ops_below_the_watermark_and_beyond_the_cap():
+def test_folding_until_a_time_keeps_the_same_cart():
     log = build(*(add(t, CartItem(f"p{t}", "", 1.0, 1)) for t in range(10)))
 
-    below = log.compacted(watermark_ms=4)
-    capped = log.compacted(watermark_ms=-1, max_ops=3)
+    below = log.folded_until(3)
 
     assert [op.event_time_ms for op in below.ops] == [4, 5, 6, 7, 8, 9]
-    assert below.base_key == (3, "add-3-p3")
-    assert [op.event_time_ms for op in capped.ops] == [7, 8, 9]
-    assert list(below.items.items()) == list(capped.items.items()) == list(log.items.items())
-    assert log.compacted(watermark_ms=0) is log
-    assert len(build(*(add(t) for t in range(MAX_PENDING_OPS + 5))).compacted(-1).ops) == MAX_PENDING_OPS
-
-
-def test_compaction_rejects_a_negative_cap():
-    with pytest.raises(ValueError, match="max_ops"):
-        CartLog().compacted(0, max_ops=-1)
+    assert below.base_key == (3, "", 3, "add-3-p3")
+    assert list(below.items.items()) == list(log.items.items())
+    assert log.folded_until(-1) is log
 
 
 def test_log_round_trips_through_json_and_restores_the_fold():
