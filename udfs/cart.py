@@ -318,9 +318,7 @@ def fire_timer(
     """
     if state is None or timer_ms != state.next_reminder_ms:
         return CartDecision(state)
-    decision = _decide(_copy(state), person_id=person_id, until_ms=max(timer_ms, watermark_ms), policy=policy)
-    cart_changed = decision.state is None and bool(state.items)
-    return replace(decision, cart_changed=cart_changed)
+    return _decide(_copy(state), person_id=person_id, until_ms=max(timer_ms, watermark_ms), policy=policy)
 
 
 @dataclass(slots=True)

@@ -15,7 +15,7 @@ Ops moved from an anonymous cart at login (:mod:`udfs.identity`) carry ``merged_
 their own event-time order, and the resulting lines are added to the cart at ``merged_at_ms``.
 
 A ``TRANSFER`` (the browser's cart moved to the person it logged in as) empties the cart and *closes* it:
-every op after it belongs to that person now, so the log drops them.
+every op at or after its time belongs to that person now, so the log drops them.
 
 The log stays bounded because the caller folds into the base everything its reminder series has decided
 (:meth:`CartLog.folded_until`), which with the Flink adapter is everything behind the watermark.
@@ -199,12 +199,12 @@ class CartLog:
         if self.base.closed or (self.base_key is not None and op.key <= self.base_key):
             return self
         transfer = next((pending for pending in self.ops if pending.kind is OpKind.TRANSFER), None)
-        if transfer is not None and op.key > transfer.key:
+        if transfer is not None and op.effective_ms >= transfer.effective_ms:
             return self
         pending = list(self.ops)
-        bisect.insort(pending, op, key=_op_key)
         if op.kind is OpKind.TRANSFER:
-            pending = [kept for kept in pending if kept.key <= op.key]
+            pending = [kept for kept in pending if kept.effective_ms < op.effective_ms]
+        bisect.insort(pending, op, key=_op_key)
         return CartLog(self.base, self.base_key, tuple(pending))
 
     def folded_until(self, until_ms: int) -> CartLog:

@@ -26,6 +26,7 @@ __all__ = [
     "id_list",
     "optional_id",
     "optional_int",
+    "optional_price",
     "optional_str",
     "optional_text",
     "price",
@@ -104,6 +105,11 @@ def price(value: Any, where: str) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
         raise InvalidContent.expected(where, "a finite number >= 0", value)
     return Decimal(str(value))
+
+
+def optional_price(value: Any, where: str) -> Decimal | None:
+    """A price, or ``None`` when the cart does not know it (udfs/cart_items.py writes ``"price": null``)."""
+    return None if value is None else price(value, where)
 
 
 def currency(value: Any, where: str) -> str:

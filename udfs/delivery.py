@@ -216,7 +216,11 @@ def _epoch_ms(doc: Mapping[str, Any], key: str) -> int:
 
 
 def _items(items: Any) -> None:
-    """The cart lines the email shows: a non-empty array of ``{product_id, name, price, quantity}``."""
+    """The cart lines the email shows: a non-empty array of ``{product_id, name, price, quantity}``.
+
+    ``price`` must be there, but may be ``null``: the event that put the line in the cart had no usable price
+    (udfs/cart_items.py), and the email shows the line without one.
+    """
     if items is None:
         raise InvalidTrigger("items", "missing")
     if not isinstance(items, list):
@@ -233,7 +237,8 @@ def _items(items: Any) -> None:
             raise InvalidTrigger(f"{prefix}.name", "missing")
         if not isinstance(name, str):
             _expected(f"{prefix}.name", "a string (may be empty)", name)
-        _amount(item.get("price"), f"{prefix}.price")
+        if "price" not in item or item["price"] is not None:
+            _amount(item.get("price"), f"{prefix}.price")
         quantity = item.get("quantity")
         if quantity is None:
             raise InvalidTrigger(f"{prefix}.quantity", "missing")

@@ -246,25 +246,31 @@ class _Links:
 
 def _cart_items(
     trigger: Mapping[str, Any], catalog: Mapping[str, Mapping[str, Any]], currency: str, cart_url: str, links: _Links
-) -> tuple[list[dict[str, Any]], Decimal]:
-    """The cart's lines as shown, and their total: the sum of the rounded line totals, so the email adds up."""
+) -> tuple[list[dict[str, Any]], Decimal | None]:
+    """The cart's lines as shown, and their total: the sum of the rounded line totals, so the email adds up.
+
+    A line whose price the cart does not know (``null``) is shown without a price or line total, and then the
+    cart has no total either: one that left the line out would understate the cart.
+    """
     raw = trigger.get("items")
     if not isinstance(raw, list) or not raw:
         raise InvalidContent.expected("trigger.items", "a non-empty array", raw)
     digits = minor_units(currency)
-    items, total = [], Decimal(0)
+    items: list[dict[str, Any]] = []
+    total: Decimal | None = Decimal(0)
     for position, line in enumerate(raw):
         where = f"trigger.items[{position}]"
         if not isinstance(line, Mapping):
             raise InvalidContent.expected(where, "an object", line)
         product_id = content_fields.required_id(line.get("product_id"), f"{where}.product_id")
         known = _catalog_fields(catalog, product_id)
-        price = round_half_up(content_fields.price(line.get("price"), f"{where}.price"), digits)
+        price = content_fields.optional_price(line.get("price"), f"{where}.price")
+        price = round_half_up(price, digits) if price is not None else None
         quantity = line.get("quantity")
         if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity < 1:
             raise InvalidContent.expected(f"{where}.quantity", "a positive integer", quantity)
-        line_total = price * quantity
-        total += line_total
+        line_total = price * quantity if price is not None else None
+        total = total + line_total if total is not None and line_total is not None else None
         name = (
             content_fields.clean(content_fields.optional_str(line.get("name"), f"{where}.name"))
             or content_fields.clean(known["name"])
@@ -280,9 +286,9 @@ def _cart_items(
                 "name": name,
                 "image_url": image,
                 "url": url or cart_url,
-                "price_display": format_money(price, currency),
+                "price_display": format_money(price, currency) if price is not None else None,
                 "quantity": quantity,
-                "line_total_display": format_money(line_total, currency),
+                "line_total_display": format_money(line_total, currency) if line_total is not None else None,
             }
         )
     return items, total

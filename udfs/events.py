@@ -13,11 +13,24 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
-__all__ = ["EVENT_TYPES", "MERGED_FIELD", "ClickEvent", "InvalidEvent", "dead_letter_record", "load_json_object", "parse_event"]
+__all__ = [
+    "EVENT_TYPES",
+    "HEARTBEAT_TYPE",
+    "MERGED_FIELD",
+    "ClickEvent",
+    "InvalidEvent",
+    "dead_letter_record",
+    "load_json_object",
+    "parse_event",
+]
 
 #: Segment-spec call types; anything else is rejected.
 EVENT_TYPES: frozenset[str] = frozenset({"alias", "group", "identify", "page", "screen", "track"})
 
+#: The collector's watermark heartbeat on every partition (README, "Collector"): event time moves on in a
+#: silent shop. Parsed to a :class:`ClickEvent` with an empty ``person_id``, which the jobs read for their
+#: watermark and then drop.
+HEARTBEAT_TYPE = "watermark"
 #: Set by the cart job's login step on the events it moves to the person (never by a shop).
 MERGED_FIELD = "cartpulseMerged"
 _EXPECTED_TYPES = ", ".join(sorted(EVENT_TYPES))
@@ -84,6 +97,11 @@ class ClickEvent:
         return self.previous_id or self.anonymous_id or self.person_id
 
     @property
+    def is_heartbeat(self) -> bool:
+        """A watermark heartbeat, not a shopper's event: it only moves event time on."""
+        return self.type == HEARTBEAT_TYPE
+
+    @property
     def links_to(self) -> str | None:
         """The person an ``identify`` or ``alias`` call joins :attr:`device_id` to; ``None`` for any other call."""
         if self.type not in ("identify", "alias") or self.person_id == self.device_id:
@@ -100,6 +118,10 @@ def parse_event(raw: bytes | str) -> ClickEvent:
     doc = load_json_object(raw)
 
     event_type = doc.get("type")
+    if event_type == HEARTBEAT_TYPE:
+        return ClickEvent(
+            _required_string(doc, "messageId"), "", HEARTBEAT_TYPE, "", _event_time_ms(doc.get("timestamp")), {}
+        )
     if not isinstance(event_type, str) or event_type not in EVENT_TYPES:
         problem = "missing" if event_type is None else f"{_describe(event_type)} is not a known event type"
         raise InvalidEvent("type", f"{problem}; expected one of {_EXPECTED_TYPES}")

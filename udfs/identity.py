@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from udfs.cart import CART_EVENTS, CART_TRANSFERRED, ORDER_COMPLETED
-from udfs.events import ClickEvent
+from udfs.events import MERGED_FIELD, ClickEvent
 
 __all__ = ["DeviceState", "Routed", "resolved_already", "route"]
 
@@ -42,22 +42,39 @@ class Routed:
 
 @dataclass(slots=True)
 class DeviceState:
-    """One device: the person it was linked to, or the cart events it made under its own id meanwhile.
+    """One device: the person it was linked to and when, or the cart events it made under its own id meanwhile.
 
+    :param linked_at_ms: event time of the link (the first identify/alias that arrived); the device's cart
+        events before it join the person's cart at this time, those after it are the person's own.
+    :param link_message_id: the link's message id, from which the transfer marker's id is derived.
     :param pending: ``[event_time_ms, message_id, is_reset, payload]`` per cart event, in arrival order.
     :param dropped: how many pending events were dropped at ``max_events`` (oldest first).
     """
 
     linked_to: str | None = None
+    linked_at_ms: int | None = None
+    link_message_id: str = ""
     pending: list[list[Any]] = field(default_factory=list)
     dropped: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"linked_to": self.linked_to, "pending": self.pending, "dropped": self.dropped}
+        return {
+            "linked_to": self.linked_to,
+            "linked_at_ms": self.linked_at_ms,
+            "link_message_id": self.link_message_id,
+            "pending": self.pending,
+            "dropped": self.dropped,
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DeviceState:
-        return cls(data.get("linked_to"), [list(p) for p in data.get("pending", ())], data.get("dropped", 0))
+        return cls(
+            data.get("linked_to"),
+            data.get("linked_at_ms"),
+            data.get("link_message_id", ""),
+            [list(p) for p in data.get("pending", ())],
+            data.get("dropped", 0),
+        )
 
 
 def resolved_already(event: ClickEvent) -> bool:
@@ -69,21 +86,45 @@ def resolved_already(event: ClickEvent) -> bool:
 def route(
     state: DeviceState | None, event: ClickEvent, payload: str, max_events: int
 ) -> tuple[DeviceState | None, list[Routed]]:
-    """Where one event goes, and the device's state after it; ``state`` is never mutated."""
+    """Where one event goes, and the device's state after it; ``state`` is never mutated.
+
+    Decided by event time, so any arrival order gives the carts the same ops: the device's cart events before
+    the link stay in the device's cart (which a transfer at the link closes) and join the person's cart at the
+    link; those after it are the person's. An event that arrives after the link but is older than it goes both
+    ways, with the transfer marker again (the cart drops a duplicate marker).
+    """
     device = event.device_id
     user = event.links_to
     as_is = Routed(event.person_id, event.event_time_ms, payload)
-    if user is not None:
-        moved = [Routed(user, t, _relabelled(raw, user)) for t, _, _, raw in sorted(state.pending)] if state else []
-        marker = [_transfer_marker(device, user, event)] if moved else []
-        return DeviceState(linked_to=user), [*moved, *marker, as_is]
-    if resolved_already(event):
+    linked = state is not None and state.linked_to is not None
+    if user is not None and not linked:
+        at_ms = event.event_time_ms
+        pending = sorted(state.pending) if state else []
+        moved = [_to_person(user, at_ms, device, t, raw) for t, _, _, raw in pending]
+        marker = [_transfer_marker(device, user, at_ms, event.message_id)] if pending else []
+        return DeviceState(user, at_ms, event.message_id), [*moved, *marker, as_is]
+    if user is not None or resolved_already(event):
         return state, [as_is]
     if state is not None and state.linked_to is not None:
-        return state, [Routed(state.linked_to, event.event_time_ms, _relabelled(payload, state.linked_to))]
-    if event.type != "track" or event.name not in CART_EVENTS:
+        person, link_ms = state.linked_to, state.linked_at_ms
+        if link_ms is not None and event.event_time_ms < link_ms and _is_cart_event(event):
+            end = _transfer_marker(device, person, link_ms, state.link_message_id)
+            return state, [as_is, _to_person(person, link_ms, device, event.event_time_ms, payload), end]
+        return state, [Routed(person, event.event_time_ms, _relabelled(payload, person))]
+    if not _is_cart_event(event):
         return state, [as_is]
     return _remembered(state, event, payload, max_events), [as_is]
+
+
+def _is_cart_event(event: ClickEvent) -> bool:
+    return event.type == "track" and event.name in CART_EVENTS
+
+
+def _to_person(person: str, link_ms: int, device: str, event_time_ms: int, payload: str) -> Routed:
+    """A device's cart event for the person's cart: one before the link joins it at the link, in a group."""
+    if event_time_ms >= link_ms:
+        return Routed(person, event_time_ms, _relabelled(payload, person))
+    return Routed(person, link_ms, _relabelled(payload, person, {"at_ms": link_ms, "from": device}))
 
 
 def _remembered(state: DeviceState | None, event: ClickEvent, payload: str, max_events: int) -> DeviceState:
@@ -98,27 +139,29 @@ def _remembered(state: DeviceState | None, event: ClickEvent, payload: str, max_
         pending.sort()
         dropped += len(pending) - max_events
         pending = pending[len(pending) - max_events :]
-    return DeviceState(linked_to=None, pending=pending, dropped=dropped)
+    return DeviceState(pending=pending, dropped=dropped)
 
 
-def _relabelled(payload: str, person_id: str) -> str:
+def _relabelled(payload: str, person_id: str, merged: dict[str, Any] | None = None) -> str:
     doc = json.loads(payload)
     doc["personId"] = person_id
+    if merged is not None:
+        doc[MERGED_FIELD] = merged
     return json.dumps(doc, separators=(",", ":"))
 
 
-def _transfer_marker(device: str, user: str, link: ClickEvent) -> Routed:
-    """The device's cart is now the user's: clear it, at the link's time (so it is never late where the link
-    is not), with an id derived from the link's so a replay sends the same marker."""
-    moment = datetime.fromtimestamp(link.event_time_ms / 1000, tz=UTC).isoformat(timespec="milliseconds")
+def _transfer_marker(device: str, user: str, at_ms: int, link_message_id: str) -> Routed:
+    """The device's cart is now the user's: close it, at the link's time (so it is never late where the link
+    is not), with an id derived from the link's so a replay (or a second marker) is a duplicate."""
+    moment = datetime.fromtimestamp(at_ms / 1000, tz=UTC).isoformat(timespec="milliseconds")
     doc = {
         "type": "track",
         "event": CART_TRANSFERRED,
-        "messageId": f"cart-transfer:{link.message_id}",
+        "messageId": f"cart-transfer:{link_message_id}",
         "personId": device,
         "anonymousId": device,
         "timestamp": moment.replace("+00:00", "Z"),
         "properties": {"to_person_id": user},
         "context": {"library": {"name": "cartpulse-cart-job", "version": "1"}},
     }
-    return Routed(device, link.event_time_ms, json.dumps(doc, separators=(",", ":")))
+    return Routed(device, at_ms, json.dumps(doc, separators=(",", ":")))

@@ -46,9 +46,11 @@ class CartAbandonmentFunction(KeyedProcessFunction):
             self.profiles.close()
 
     def process_element(self, value: Row, ctx: KeyedProcessFunction.Context) -> Iterator[Any]:
+        if not value[0]:
+            return  # a watermark heartbeat: it has moved event time on upstream, nothing to keep
         payload = value[2]
         watermark = ctx.timer_service().current_watermark()
-        if ctx.timestamp() < watermark:
+        if ctx.timestamp() <= watermark:  # Flink's rule: the watermark says nothing at or before it is to come
             self.late_events.inc()
             yield LATE, late_record(payload, ctx.timestamp(), watermark, f"{self.stage}.late")
             return
@@ -116,7 +118,7 @@ class CartAbandonmentFunction(KeyedProcessFunction):
             "value": state.value,
             "items": [item.to_dict() for item in state.items.values()],
         }
-        self.profiles.write_cart(person_id, cart, max(state.last_change_ms, at_ms))
+        self.profiles.write_cart(person_id, cart, max(state.newest_change_ms, at_ms))
 
     def _load(self) -> CartState | None:
         raw = self.cart.value()

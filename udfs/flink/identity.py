@@ -35,6 +35,8 @@ class FollowLogins(KeyedProcessFunction):
         self.events_dropped = metrics.counter("anonymous_cart_events_dropped")
 
     def process_element(self, value: Row, ctx: KeyedProcessFunction.Context) -> Iterator[Any]:
+        if not value[0]:
+            return  # a watermark heartbeat: it has moved event time on upstream, nothing to keep
         event = parse_event(value[2])
         if resolved_already(event):
             yield value

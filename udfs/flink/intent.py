@@ -64,6 +64,8 @@ class IntentSessions(KeyedProcessFunction):
             self.profiles.close()
 
     def process_element(self, value: Any, ctx: KeyedProcessFunction.Context) -> Iterator[Any]:
+        if not value[0]:
+            return  # a watermark heartbeat: it has moved event time on upstream, nothing to keep
         event = PendingEvent(ctx.timestamp(), value[2])
         watermark = ctx.timer_service().current_watermark()
         events = [*self._load(), event]

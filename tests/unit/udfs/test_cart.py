@@ -103,7 +103,10 @@ def test_arrival_order_does_not_change_the_resulting_cart():
     for arrival in itertools.permutations(docs):
         state = run(*arrival)
         assert quantities(state) == {"shoe": 2, "sock": 1}
-        assert (state.newest_change_ms, state.next_reminder_ms) == (expected.newest_change_ms, expected.next_reminder_ms)
+        assert (state.newest_change_ms, state.next_reminder_ms) == (
+            expected.newest_change_ms,
+            expected.next_reminder_ms,
+        )
 
 
 def test_removing_a_product_that_was_never_added_changes_no_cart_but_is_remembered():
@@ -399,21 +402,14 @@ def _with_props(doc: dict[str, Any], **props: Any) -> dict[str, Any]:
     ("doc", "field"),
     [
         (_with_props(product_added("ann", T0), product_id=None), "properties.product_id"),
-        (_with_props(product_added("ann", T0), price="ten"), "properties.price"),
-        (_with_props(product_added("ann", T0), price=-1), "properties.price"),
-        (_with_props(product_added("ann", T0), price=None), "properties.price"),
-        (_with_props(product_added("ann", T0), quantity=0), "properties.quantity"),
-        (_with_props(product_added("ann", T0), quantity=1.5), "properties.quantity"),
-        (_with_props(product_added("ann", T0), quantity="2"), "properties.quantity"),
-        (_with_props(product_added("ann", T0), image_url=5), "properties.image_url"),
-        (_with_props(product_added("ann", T0), currency=["USD"]), "properties.currency"),
-        (_with_props(product_removed("ann", T0), quantity=-1), "properties.quantity"),
+        (_with_props(product_removed("ann", T0), product_id=True), "properties.product_id"),
         (_with_props(cart_viewed("ann", T0), products={"p1": 1}), "properties.products"),
-        (checkout_started("ann", T0, products=[product("a"), {"product_id": "b"}]), "properties.products[1].price"),
+        (checkout_started("ann", T0, products=[product("a"), {"price": 1.0}]), "properties.products[1].product_id"),
         (_with_props(cart_viewed("ann", T0), products=["a"]), "properties.products[0]"),
     ],
 )
-def test_invalid_properties_raise_invalid_event_naming_the_field(doc, field):
+def test_properties_the_cart_cannot_use_raise_invalid_event_naming_the_field(doc, field):
+    """Only what leaves a line nameless; the cart uses other deviations as far as they go (test_cart_items.py)."""
     with pytest.raises(InvalidEvent) as caught:
         apply_event(None, click(doc), POLICY)
 

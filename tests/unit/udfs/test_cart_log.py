@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pytest
-
 import udfs.cart_log
 from udfs.cart_items import CartItem
 from udfs.cart_log import DEFAULT_CURRENCY, CartLog, CartOp, OpKind, op_units

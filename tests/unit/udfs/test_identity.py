@@ -56,11 +56,14 @@ def test_the_anonymous_cart_moves_to_the_user_at_login():
 
     result = carts(routed)
     assert sorted(result["ann"].items) == ["p0", "p1"]
-    assert result[DEVICE] is None  # cleared by the transfer marker: no reminder for the anonymous copy
-    assert state == DeviceState(linked_to="ann")
+    assert not result[DEVICE].items and result[DEVICE].log.latest.closed  # no reminder for the anonymous copy
+    assert (state.linked_to, state.pending) == ("ann", [])
     moved = [r for r in routed if r.person_id == "ann" and json.loads(r.payload)["type"] == "track"]
     assert [json.loads(r.payload)["messageId"] for r in moved] == [a["messageId"] for a in adds]
-    assert [r.event_time_ms for r in moved] == [BEGINNING, BEGINNING + MINUTE]  # their own times, in order
+    assert [r.event_time_ms for r in moved] == [BEGINNING + 5 * MINUTE] * 2  # they join the user's cart at login
+    assert [json.loads(r.payload)["cartpulseMerged"] for r in moved] == [
+        {"at_ms": BEGINNING + 5 * MINUTE, "from": DEVICE}
+    ] * 2
 
 
 def test_the_moved_cart_is_the_same_whatever_order_the_device_sent_it_in():
@@ -94,7 +97,7 @@ def test_events_a_linked_device_sends_under_its_own_id_are_relabelled():
 
     assert routed[-1].person_id == "ann"
     assert json.loads(routed[-1].payload)["personId"] == "ann"
-    assert state == DeviceState(linked_to="ann")
+    assert (state.linked_to, state.pending) == ("ann", [])
 
 
 def test_events_the_collector_already_resolved_pass_through_untouched():
@@ -111,7 +114,7 @@ def test_only_cart_events_are_kept_and_nothing_is_sent_when_there_was_no_cart():
 
     assert [r.person_id for r in routed] == [DEVICE, "ann"]  # the page view as is, then the identify
     assert not any(CART_TRANSFERRED in r.payload for r in routed)
-    assert state == DeviceState(linked_to="ann")
+    assert (state.linked_to, state.pending) == ("ann", [])
 
 
 def test_an_order_drops_what_came_before_it():
