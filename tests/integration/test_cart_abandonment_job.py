@@ -94,8 +94,8 @@ def test_carts_become_reminders_profiles_and_dead_letters(kafka, redis_client, r
         ("ann", 2, t0 + 10 * MINUTE + 24 * HOUR),
         ("cy", 1, t0 + 5 * MINUTE + HOUR),
         ("cy", 2, t0 + 5 * MINUTE + 24 * HOUR),
-        ("dee", 1, t0 + MINUTE + HOUR),
-        ("dee", 2, t0 + MINUTE + 24 * HOUR),
+        ("dee", 1, t0 + 20 * MINUTE + HOUR),  # the browser's cart joined hers at the login: counted from it
+        ("dee", 2, t0 + 20 * MINUTE + 24 * HOUR),
     ]
     ann_first = next(t for t in triggers if t["person_id"] == "ann" and t["reminder_index"] == 1)
     assert ann_first["template"] == "cart_reminder_1"

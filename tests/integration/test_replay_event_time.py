@@ -1,0 +1,172 @@
+"""A multi-day history replayed at full speed through the collector gives exactly the batch model's reminders.
+
+Hundreds of generated shoppers over three days (cart changes, removals, snapshots, purchases, carts filled in a
+browser before a login) go through a collector of the test's own into a 4-partition topic, as fast as it takes
+them, sorted by time and batched like an import. The shipped cart job reads the topic bounded, one subtask per
+partition, so the partitions run at their own speeds; every trigger (person, reminder, due time, cart) must be
+the one ``tests/support/cart_model.py`` computes from the records on the topic: none missing, none extra, no
+trigger id twice, nothing dead-lettered.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from connectors.kafka import kafka_sink, kafka_source
+from jobs.cart_abandonment import DEFAULT_CONFIG, build
+from jobs.config import CartAbandonmentConfig, load_config
+from jobs.flink_env import make_env
+from jobs.runner import JobSinks
+from sandbox.process import process_environment
+from sandbox.settings import PROJECT_ROOT
+from tests.support.cart_model import ModelPolicy, ModelTrigger, expected_triggers
+from tests.support.collector import CollectorClient, free_port
+from tests.support.events import (
+    BEGINNING,
+    DAY,
+    MINUTE,
+    anonymous,
+    cart_viewed,
+    login,
+    order_completed,
+    product,
+    product_added,
+    product_removed,
+)
+
+pytestmark = pytest.mark.integration
+
+SHOPPERS = 300
+DAYS = 3
+BATCH = 200
+
+
+def generated_history(seed: int, run_id: str) -> list[dict[str, Any]]:
+    """Seeded shoppers: most fill a cart, some change it over days, some buy, 40 % start in a browser."""
+    rng = random.Random(seed)
+    docs: list[dict[str, Any]] = []
+    for shopper in range(SHOPPERS):
+        user, browser = f"{run_id}-u{shopper}", f"{run_id}-b{shopper}"
+        start = BEGINNING + rng.randrange(DAYS * DAY)
+        times = sorted(start + rng.randrange(2 * DAY) // MINUTE * MINUTE for _ in range(rng.randint(1, 6)))
+        login_at = start + rng.randrange(DAY) if rng.random() < 0.4 else None
+        for n, t in enumerate(times):
+            mid = f"{user}-{n}"
+            pid = rng.choice(["shoe", "hat", "sock", "belt"])
+            kind = rng.choices(["add", "remove", "snapshot", "order"], weights=[6, 2, 1, 1])[0]
+            if kind == "add":
+                doc = product_added(user, t, product_id=pid, quantity=rng.randint(1, 2), message_id=mid)
+            elif kind == "remove":
+                doc = product_removed(user, t, product_id=pid, message_id=mid)
+            elif kind == "snapshot":
+                doc = cart_viewed(user, t, products=[product(pid, quantity=2)], message_id=mid)
+            else:
+                doc = order_completed(user, t, message_id=mid)
+            docs.append(anonymous(doc, browser) if login_at is not None and t < login_at else doc)
+        if login_at is not None:
+            docs.append(login(user, login_at, browser))
+    for doc in docs:  # as an SDK sends them: the collector resolves identities and stamps receivedAt itself
+        doc.pop("personId", None)
+        doc.pop("receivedAt", None)
+    return sorted(docs, key=lambda doc: doc["timestamp"])
+
+
+@pytest.fixture
+def own_collector(sandbox, kafka, run_id: str, tmp_path: Path) -> Iterator[tuple[CollectorClient, str, str]]:
+    """A collector of this test's own, writing to a fresh 4-partition topic."""
+    topic, dlq = f"replay-events-{run_id}", f"replay-dlq-{run_id}"
+    kafka.create_topics(topic, partitions=4)
+    kafka.create_topics(dlq)
+    port = free_port()
+    env = {
+        **process_environment(),
+        **sandbox.env(),
+        "COLLECTOR_HOST": "127.0.0.1",
+        "COLLECTOR_PORT": str(port),
+        "COLLECTOR_EVENTS_TOPIC": topic,
+        "COLLECTOR_DLQ_TOPIC": dlq,
+        "COLLECTOR_MAX_AGE": "3650d",
+    }
+    log = open(tmp_path / "collector.log", "wb")  # noqa: SIM115
+    process = subprocess.Popen([sys.executable, "-m", "collector"], cwd=PROJECT_ROOT, env=env, stdout=log, stderr=log)  # noqa: S603
+    client = CollectorClient(f"http://127.0.0.1:{port}")
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if client.get("/health").json().get("kafka") == "connected":
+                    break
+            except Exception:  # noqa: BLE001 - not listening yet
+                time.sleep(0.3)
+        else:
+            pytest.fail(f"the test's collector did not come up; see {tmp_path / 'collector.log'}")
+        yield client, topic, dlq
+    finally:
+        client.close()
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
+
+
+def test_a_full_speed_replay_through_the_collector_gives_the_batch_models_triggers(own_collector, kafka, run_id):
+    collector, topic, dlq = own_collector
+    docs = generated_history(seed=len(run_id), run_id=run_id)
+    for start in range(0, len(docs), BATCH):
+        answer = collector.post("batch", {"batch": docs[start : start + BATCH]})
+        assert answer.status_code == 200, answer.text
+    on_topic = [doc for doc in map(json.loads, kafka.read_all(topic)) if doc.get("type") != "watermark"]
+    assert len(on_topic) == len(docs)
+
+    cfg = load_config(DEFAULT_CONFIG, CartAbandonmentConfig, {"kafka.bounded": True})
+    topics = {"events": topic, "dead_letter": f"replay-jobdlq-{run_id}", "triggers": f"replay-triggers-{run_id}"}
+    kafka.create_topics(topics["dead_letter"], topics["triggers"])
+    cfg = cfg.model_copy(
+        update={
+            "job_name": f"replay-{run_id}",
+            "kafka": cfg.kafka.model_copy(update={"group_id": f"replay-{run_id}", "starting_offsets": "earliest"}),
+            "topics": cfg.topics.model_copy(update=topics),
+            "redis": cfg.redis.model_copy(update={"key_prefix": f"replay-{run_id}:profile:"}),
+        }
+    )
+    env = make_env(cfg.job_name, cfg.flink)
+    sinks = JobSinks(
+        triggers=kafka_sink(cfg.kafka, topics["triggers"], exactly_once=True, transactional_id_prefix=cfg.job_name),
+        dead_letter=kafka_sink(cfg.kafka, topics["dead_letter"], exactly_once=False, transactional_id_prefix=""),
+    )
+    build(env, cfg, kafka_source(cfg.kafka, topic), sinks)
+    env.execute(cfg.job_name)
+
+    triggers = kafka.read_json(topics["triggers"])
+    fired = sorted(
+        ModelTrigger(
+            t["person_id"],
+            t["reminder_index"],
+            t["fired_at_ms"],
+            tuple(sorted((i["product_id"], i["quantity"]) for i in t["items"])),
+        )
+        for t in triggers
+    )
+    policy = ModelPolicy(
+        tuple(r.after for r in cfg.cart.reminders), cooldown_ms=cfg.cart.cooldown, max_reminders=cfg.cart.max_reminders
+    )
+    expected = expected_triggers(on_topic, policy)
+    missing = sorted(set(expected) - set(fired))
+    extra = sorted(set(fired) - set(expected))
+    print(
+        f"replay: {len(docs)} events, expected {len(expected)}, fired {len(fired)}, missing {len(missing)}, "
+        f"extra {len(extra)}, duplicate ids {len(triggers) - len({t['trigger_id'] for t in triggers})}"
+    )
+    assert kafka.read_json(topics["dead_letter"]) == []
+    assert kafka.read_json(dlq) == []
+    assert (missing, extra) == ([], [])
+    assert len({t["trigger_id"] for t in triggers}) == len(triggers) == len(expected)
+    assert len(expected) > SHOPPERS // 3  # the history really abandons carts
