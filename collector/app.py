@@ -39,6 +39,7 @@ from collector.clients.redis import RedisStore
 from collector.config import CollectorSettings, load_settings
 from collector.errors import Reason
 from collector.handlers import Collector, HandlerOptions
+from collector.heartbeat import Heartbeats
 from collector.metrics import CollectorMetrics
 from collector.unsubscribe import UnsubscribePages
 from collector.wire import CALLS, IngestRequest
@@ -89,6 +90,8 @@ def create_app(
         state,
         metrics,
     )
+    # Watermark heartbeats to idle partitions of the events topic (collector/heartbeat.py); None when off.
+    heartbeats = Heartbeats.from_settings(settings, producer, state, metrics)
 
     async def ingest(request: Request) -> Response:
         call = CALLS.get(request.path_params["call"])
@@ -139,9 +142,13 @@ def create_app(
         if not await state.ping():
             log.warning("collector starts without Redis; events get 503 until it is reachable")
         log.info("collector ready: events to %r, dead letters to %r", settings.events_topic, settings.dlq_topic)
+        if heartbeats is not None:
+            heartbeats.start()
         try:
             yield
         finally:
+            if heartbeats is not None:
+                await heartbeats.stop()
             await collector.drain()
             await producer.close()
             await state.close()
@@ -170,4 +177,5 @@ def create_app(
     app = Starlette(routes=routes, middleware=[cors], lifespan=lifespan)
     app.state.collector = collector
     app.state.metrics = metrics
+    app.state.heartbeats = heartbeats
     return app

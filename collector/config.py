@@ -30,6 +30,11 @@ variable                               default                     meaning
 ``COLLECTOR_MAX_EVENT_BYTES``          ``32768``                   one call, or one event of a batch (Segment)
 ``COLLECTOR_MAX_BATCH_BYTES``          ``512000``                  one ``/v1/batch`` body (Segment: 500 KB)
 ``COLLECTOR_CORS_ORIGINS``             ``*``                       origins allowed to send from a browser
+``COLLECTOR_HEARTBEAT_INTERVAL``       ``1s``                      watermark heartbeats to idle partitions of
+                                                                   the events topic; ``0`` turns them off; at
+                                                                   most ``1m`` (collector/heartbeat.py)
+``COLLECTOR_HEARTBEAT_RESUME_WITHIN``  ``1h``                      a restarted collector resumes an event clock
+                                                                   saved in Redis this recently (``0``: never)
 =====================================  ==========================  =============================================
 """
 
@@ -37,7 +42,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import AliasChoices, BeforeValidator, Field, SecretStr, field_validator
+from pydantic import AliasChoices, BeforeValidator, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from jobs.config import parse_duration_ms
@@ -47,6 +52,14 @@ __all__ = ["DEFAULT_WRITE_KEY", "CollectorSettings", "load_settings", "parse_dur
 DEFAULT_WRITE_KEY = "demo-write-key"
 
 DurationMs = Annotated[int, BeforeValidator(parse_duration_ms)]
+
+
+def _off_or_duration_ms(value: Any) -> int:
+    """A duration, or a bare ``0`` for "off" (``COLLECTOR_HEARTBEAT_INTERVAL=0``)."""
+    return 0 if isinstance(value, str) and value.strip() == "0" else parse_duration_ms(value)
+
+
+_OffOrDurationMs = Annotated[int, BeforeValidator(_off_or_duration_ms)]
 
 
 class CollectorSettings(BaseSettings):
@@ -87,6 +100,12 @@ class CollectorSettings(BaseSettings):
         365 * 86_400_000, validation_alias=AliasChoices("COLLECTOR_UNSUBSCRIBE_MAX_AGE")
     )
     ledger_prefix: str = Field("delivery:", validation_alias=AliasChoices("DELIVERY_LEDGER_PREFIX"))
+    heartbeat_interval_ms: _OffOrDurationMs = Field(
+        1_000, le=60_000, validation_alias=AliasChoices("COLLECTOR_HEARTBEAT_INTERVAL")
+    )
+    heartbeat_resume_within_ms: _OffOrDurationMs = Field(
+        3_600_000, validation_alias=AliasChoices("COLLECTOR_HEARTBEAT_RESUME_WITHIN")
+    )
 
     @field_validator("kafka_compression")
     @classmethod
@@ -101,6 +120,15 @@ class CollectorSettings(BaseSettings):
         if not [key for key in value.get_secret_value().split(",") if key.strip()]:
             raise ValueError("at least one write key is needed (comma-separated)")
         return value
+
+    @model_validator(mode="after")
+    def _resume_spans_an_interval(self) -> CollectorSettings:
+        # The clock is saved once per interval: a shorter resume window would never find it fresh.
+        if 0 < self.heartbeat_resume_within_ms < self.heartbeat_interval_ms:
+            raise ValueError(
+                "COLLECTOR_HEARTBEAT_RESUME_WITHIN must be at least COLLECTOR_HEARTBEAT_INTERVAL (or 0 to never resume)"
+            )
+        return self
 
     def write_key_list(self) -> list[bytes]:
         """The accepted write keys, as bytes for a constant-time comparison."""

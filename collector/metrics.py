@@ -6,7 +6,7 @@ read the values back (``metrics.value("cartpulse_collector_events_accepted_total
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 __all__ = ["CollectorMetrics"]
 
@@ -51,6 +51,23 @@ class CollectorMetrics:
             "cartpulse_collector_produce_latency_seconds",
             "From handing a request's events to the producer until the broker acknowledged all of them.",
             buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        # The watermark heartbeats (collector/heartbeat.py).
+        self.heartbeats = Counter(
+            "cartpulse_collector_heartbeats",
+            "Watermark heartbeats the broker acknowledged (one per partition and interval).",
+            registry=self.registry,
+        )
+        self.heartbeat_failures = Counter(
+            "cartpulse_collector_heartbeat_failures",
+            "Heartbeat intervals skipped or left half-done, by the backend that failed (kafka, redis).",
+            ["backend"],
+            registry=self.registry,
+        )
+        self.event_clock_offset = Gauge(
+            "cartpulse_collector_event_clock_offset_seconds",
+            "Event clock minus wall clock (<= 0): about 0 live, minus the replayed events' age in a replay.",
             registry=self.registry,
         )
 

@@ -3,20 +3,38 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-__all__ = ["ClaimState", "DedupStore", "EventProducer", "IdentityStore", "OutgoingRecord", "StateStore"]
+__all__ = [
+    "ClaimState",
+    "DedupStore",
+    "DeliveryListener",
+    "EventProducer",
+    "IdentityStore",
+    "OutgoingRecord",
+    "StateStore",
+]
 
 
 @dataclass(frozen=True, slots=True)
 class OutgoingRecord:
-    """One Kafka record: the key picks the partition (``personId`` for events)."""
+    """One Kafka record: the key picks the partition (``personId`` for events).
+
+    ``partition`` places it explicitly instead, and ``timestamp_ms`` sets its Kafka timestamp (default: when it
+    is produced); heartbeats use both (:mod:`collector.heartbeat`).
+    """
 
     key: bytes | None
     value: bytes
+    partition: int | None = None
+    timestamp_ms: int | None = None
+
+
+#: ``listener(topic, partition, record)``, called in the event loop when the broker acknowledged ``record``.
+DeliveryListener = Callable[[str, int, OutgoingRecord], None]
 
 
 class ClaimState(StrEnum):

@@ -7,6 +7,10 @@ milliseconds of linger let concurrent requests share one compressed batch.
 The collector must start and answer while the broker is away (it then says 503), so connecting is lazy:
 :meth:`KafkaEventProducer.start` tries once and does not fail, and :meth:`produce` tries again, at most once
 per ``reconnect_backoff_s``. Library errors become :class:`BackendUnavailable` here and nowhere else.
+
+Listeners registered with :meth:`KafkaEventProducer.on_delivered` hear of every record the broker
+acknowledged, with the partition it landed on: the heartbeat's event clock learns that way which partitions
+are busy and how old the events are, without touching the request path.
 """
 
 from __future__ import annotations
@@ -14,12 +18,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from collector.clients.base import OutgoingRecord
+from collector.clients.base import DeliveryListener, OutgoingRecord
 from collector.errors import BackendUnavailable
 
 __all__ = [
@@ -71,9 +75,26 @@ class KafkaEventProducer:
         self._lock = asyncio.Lock()
         self._last_attempt = float("-inf")
         self._last_error = "not connected yet"
+        self._listeners: list[DeliveryListener] = []
 
     def connected(self) -> bool:
         return self._producer is not None
+
+    def on_delivered(self, listener: DeliveryListener) -> None:
+        """Call ``listener`` for every record the broker acknowledges from now on; its errors are logged, not raised."""
+        self._listeners.append(listener)
+
+    async def partitions(self, topic: str) -> set[int]:
+        """The topic's partition ids, from the producer's metadata (refreshed every minute, ``metadata_max_age_ms``).
+
+        :raises BackendUnavailable: the broker cannot be reached, or gave no metadata within the request timeout.
+        """
+        producer = await self._ensure_started()
+        try:
+            async with asyncio.timeout(self.request_timeout_s):
+                return set(await producer.partitions_for(topic))
+        except (KafkaError, TimeoutError) as exc:
+            raise _unavailable(exc, topic) from exc
 
     async def start(self) -> None:
         """Try to connect once; a broker that is down is logged, not raised (requests will get 503)."""
@@ -91,7 +112,15 @@ class KafkaEventProducer:
             # when it passes is cancelled, which aiokafka guarantees does not send that record.
             async with asyncio.timeout(self.request_timeout_s):
                 for record in records:
-                    sent = await producer.send(topic, value=record.value, key=record.key)
+                    sent = await producer.send(
+                        topic,
+                        value=record.value,
+                        key=record.key,
+                        partition=record.partition,
+                        timestamp_ms=record.timestamp_ms,
+                    )
+                    if self._listeners:
+                        sent.add_done_callback(self._notifier(topic, record))
                     deliveries.append(_translated(sent, loop))
         except (KafkaError, TimeoutError) as exc:
             failure = _unavailable(exc, topic)
@@ -101,6 +130,21 @@ class KafkaEventProducer:
                 failed.set_exception(failure)
                 deliveries.append(failed)
         return deliveries
+
+    def _notifier(self, topic: str, record: OutgoingRecord) -> Callable[[asyncio.Future[object]], None]:
+        def notify(sent: asyncio.Future[object]) -> None:
+            if sent.cancelled() or sent.exception() is not None:
+                return
+            partition = getattr(sent.result(), "partition", None)
+            if not isinstance(partition, int):
+                return
+            for listener in self._listeners:
+                try:
+                    listener(topic, partition, record)
+                except Exception:
+                    log.exception("a delivery listener failed (the record is delivered all the same)")
+
+        return notify
 
     async def close(self) -> None:
         """Flush what is buffered (bounded) and disconnect."""

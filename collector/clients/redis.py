@@ -7,6 +7,9 @@ Key layout (``<prefix>`` is ``cartpulse:`` by default)::
                                              pending TTL, default 10m)
     <prefix>identity:<anonymousId>   string  the userId an identify or alias call linked it to (TTL: 365d,
                                              renewed by each new link)
+    <prefix>event-clock:<topic>      string  JSON ``{"offsetMs": <= 0, "savedAt": epoch ms}``: the heartbeat's
+                                             event clock for that events topic, rewritten every interval, so a
+                                             restarted collector resumes it (TTL: the resume window, 1h)
 
 Why two phases rather than one ``SET NX PX window``: a claim taken before producing and kept after a failed
 produce would drop the client's retry as a duplicate, and the event would be lost. So a claim is a token
@@ -19,6 +22,7 @@ slot; the sandbox and a single primary are what this is written for.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -29,6 +33,7 @@ from redis.exceptions import RedisError
 
 from collector.clients.base import ClaimState
 from collector.errors import BackendUnavailable
+from collector.event_clock import SavedClock
 
 __all__ = ["DEFAULT_KEY_PREFIX", "DEFAULT_REDIS_TIMEOUT_S", "RedisStore"]
 
@@ -129,6 +134,21 @@ class RedisStore:
             found: list[Any] = await self._client.mget([self._identity_key(i) for i in unique])
         return {from_id: user_id for from_id, user_id in zip(unique, found, strict=True) if user_id}
 
+    async def load_event_clock(self, topic: str) -> SavedClock | None:
+        """The event clock last saved for ``topic`` by any collector, or ``None`` (none, expired or unreadable)."""
+        with _translated("reading the event clock"):
+            raw = await self._client.get(self._clock_key(topic))
+        try:
+            doc = json.loads(raw) if raw else None
+            return SavedClock(int(doc["offsetMs"]), int(doc["savedAt"])) if isinstance(doc, dict) else None
+        except (ValueError, KeyError, TypeError):
+            return None
+
+    async def save_event_clock(self, topic: str, saved: SavedClock, ttl_ms: int) -> None:
+        value = json.dumps({"offsetMs": saved.offset_ms, "savedAt": saved.saved_at_ms}, separators=(",", ":"))
+        with _translated("saving the event clock"):
+            await self._client.set(self._clock_key(topic), value, px=max(1, ttl_ms))
+
     async def close(self) -> None:
         await self._client.aclose()
 
@@ -137,6 +157,9 @@ class RedisStore:
 
     def _identity_key(self, any_id: str) -> str:
         return f"{self.prefix}identity:{any_id}"
+
+    def _clock_key(self, topic: str) -> str:
+        return f"{self.prefix}event-clock:{topic}"
 
 
 def _state(answer: str) -> ClaimState:
