@@ -22,14 +22,17 @@ __all__ = ["BackendUnavailable", "Reason", "Rejected"]
 
 
 class Reason(StrEnum):
-    """Why an event was refused; the ``reason`` label of the rejected-events metric (a small, fixed set)."""
+    """Why an event was refused; the ``reason`` label of the rejected-events metric (a small, fixed set).
+
+    E-commerce properties that deviate from Segment's spec are no reason: those events are accepted and marked
+    (:class:`collector.ecommerce.DeviationReason`).
+    """
 
     MALFORMED_JSON = "malformed_json"
     TOO_LARGE = "too_large"
     INVALID_FIELD = "invalid_field"
     MISSING_IDENTITY = "missing_identity"
     BAD_TIMESTAMP = "bad_timestamp"
-    ECOMMERCE_SCHEMA = "ecommerce_schema"
     UNAUTHORIZED = "unauthorized"
 
 

@@ -12,10 +12,14 @@ the client resends the whole request and the deduplication makes that safe. Answ
 401    no write key, or an unknown one
 413    the body is over the limit (32 KB for a single call, 500 KB for a batch)
 503    Kafka or Redis could not take it (nothing unacknowledged is reported as accepted)
-400    the body is not a JSON object, or some events are invalid (in a batch the valid ones are accepted;
+400    the body is not a JSON object, or some events are unusable (in a batch the valid ones are accepted;
        ``errors`` lists the others one by one, with index, messageId, field and reason)
 200    ``{"success": true}``, as Segment answers
 =====  =================================================================================================
+
+E-commerce properties that deviate from Segment's spec do not make an event unusable: Segment accepts it, and
+its SDKs would not resend a refused one. It is produced with the deviations marked (:mod:`collector.schema`) and
+counted in ``cartpulse_collector_ecommerce_deviations_total`` once the broker has it.
 """
 
 from __future__ import annotations
@@ -279,7 +283,7 @@ class Collector:
         if failure is None:
             self.metrics.produce_latency.observe(time.perf_counter() - started)
         for event in acked:
-            self.metrics.accepted.labels(event.type).inc()
+            self._count_accepted(event)
         outcome.accepted += len(acked)
         await self._commit([e.message_id for e in acked if e.client_message_id])
         await self._release([e.message_id for e in failed if e.client_message_id], token)
@@ -295,13 +299,19 @@ class Collector:
                 if event.client_message_id:
                     await self._release([event.message_id], token)
                 return
-            self.metrics.accepted.labels(event.type).inc()
+            self._count_accepted(event)
             if event.client_message_id:
                 await self._commit([event.message_id])
 
         task = asyncio.get_running_loop().create_task(settle())
         self._settling.add(task)
         task.add_done_callback(self._settling.discard)
+
+    def _count_accepted(self, event: CollectedEvent) -> None:
+        """Counted once the broker has it, so an event resent after a 503 counts once, like its record."""
+        self.metrics.accepted.labels(event.type).inc()
+        for field, reason in sorted({(d.metric_field, d.reason) for d in event.deviations}):
+            self.metrics.ecommerce_deviations.labels(event.doc["event"], field, reason).inc()
 
     async def _commit(self, message_ids: list[str]) -> None:
         try:

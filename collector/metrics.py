@@ -47,6 +47,14 @@ class CollectorMetrics:
             "Rejected events that could not be written to the dead-letter topic.",
             registry=self.registry,
         )
+        # Labels are bounded: the six E-commerce event names, the spec's fields with indexes dropped, three reasons.
+        self.ecommerce_deviations = Counter(
+            "cartpulse_collector_ecommerce_deviations",
+            "Accepted E-commerce events whose properties deviate from Segment's spec, by event, field "
+            "(properties.products[].price for any line) and reason; an event counts once per field and reason.",
+            ["event", "field", "reason"],
+            registry=self.registry,
+        )
         self.produce_latency = Histogram(
             "cartpulse_collector_produce_latency_seconds",
             "From handing a request's events to the producer until the broker acknowledged all of them.",

@@ -3,12 +3,15 @@
 What is checked (each rejection names the field): the call ``type``; ``messageId`` (a string, at most 256
 characters; generated when absent, as Segment does); an identity (``userId`` or ``anonymousId``, strings, or
 integers which are turned into strings, as Segment does); ``event`` for track, ``previousId`` for alias,
-``groupId`` for group; ``context``/``properties``/``traits``/``integrations`` are objects; the E-commerce
-properties (:mod:`collector.ecommerce`); the timestamps (:mod:`collector.timestamps`).
+``groupId`` for group; ``context``/``properties``/``traits``/``integrations`` are objects; the timestamps
+(:mod:`collector.timestamps`). The E-commerce properties are never a reason to refuse (Segment accepts them):
+how they deviate from the spec (:mod:`collector.ecommerce`) is marked on the record instead.
 
 What is added: ``receivedAt`` (server time), ``timestamp`` (corrected), ``originalTimestamp`` (the client's),
 ``personId`` (the resolved identity, filled in by the handler), ``messageId`` when absent; a batch's
-top-level ``context`` is merged under each event's own. ``writeKey`` is removed.
+top-level ``context`` is merged under each event's own; ``context.cartpulse.spec_deviations``, the first
+:data:`MAX_MARKED` deviations as ``[{"field": "properties.order_id", "reason": "missing"}]``, only when there
+are some (the collector owns that key: a client's own is dropped). ``writeKey`` is removed.
 """
 
 from __future__ import annotations
@@ -18,16 +21,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from collector.ecommerce import check_properties
+from collector.ecommerce import Deviation, spec_deviations
 from collector.errors import Reason, Rejected
 from collector.timestamps import TimeBounds, event_time, format_ms
 
-__all__ = ["CALL_TYPES", "MAX_ID_LENGTH", "CollectedEvent", "normalize"]
+__all__ = ["CALL_TYPES", "MAX_ID_LENGTH", "MAX_MARKED", "CollectedEvent", "normalize"]
 
 #: Segment's call types (the Flink job's parser accepts the same set).
 CALL_TYPES: frozenset[str] = frozenset({"alias", "group", "identify", "page", "screen", "track"})
 #: Longest ``messageId``, ``userId``, ``anonymousId`` or event name accepted; ids become Redis keys.
 MAX_ID_LENGTH = 256
+#: Most deviations marked on one record: a 32 KB Cart Viewed of empty products could deviate thousands of times,
+#: and its marks must not push the record past the broker's size limit (the metric still counts each kind).
+MAX_MARKED = 50
 
 _OBJECT_FIELDS = ("context", "properties", "traits", "integrations")
 _EXPECTED_TYPES = ", ".join(sorted(CALL_TYPES))
@@ -42,6 +48,8 @@ class CollectedEvent:
     :param link: ``(from_id, user_id)`` when the call ties an id to a user: ``identify`` links its
         ``anonymousId``, ``alias`` its ``previousId``.
     :param doc: the normalized record, without ``personId``.
+    :param deviations: how a track call's E-commerce properties deviate from the spec (all of them, even past
+        :data:`MAX_MARKED`), for the metric.
     """
 
     index: int
@@ -52,6 +60,7 @@ class CollectedEvent:
     anonymous_id: str | None
     link: tuple[str, str] | None
     doc: dict[str, Any]
+    deviations: tuple[Deviation, ...] = ()
 
 
 def normalize(
@@ -87,6 +96,7 @@ def normalize(
     link = _call_fields(raw, kind, user_id, anonymous_id)
     sent_at = raw.get("sentAt") if raw.get("sentAt") is not None else batch_sent_at
     when = event_time(raw, sent_at, received_at_ms, bounds)
+    deviations = _deviations(raw) if kind == "track" else ()
 
     doc = {key: value for key, value in raw.items() if key != "writeKey"}
     doc["type"] = kind
@@ -97,6 +107,7 @@ def normalize(
         doc["anonymousId"] = anonymous_id
     if batch_context:
         doc["context"] = {**batch_context, **(raw.get("context") or {})}
+    _mark(doc, deviations)
     doc["timestamp"] = format_ms(when.timestamp_ms)
     if when.original is not None:
         doc["originalTimestamp"] = when.original
@@ -112,6 +123,7 @@ def normalize(
         anonymous_id=anonymous_id,
         link=link,
         doc=doc,
+        deviations=deviations,
     )
 
 
@@ -152,9 +164,7 @@ def _call_fields(
 ) -> tuple[str, str] | None:
     """Check what each call type requires; returns the identity link the call makes, if any."""
     if kind == "track":
-        name = _text("event", doc.get("event"))
-        properties = doc.get("properties")
-        check_properties(name, properties if isinstance(properties, Mapping) else {})
+        _text("event", doc.get("event"))
     elif kind in ("page", "screen"):
         page_name = doc.get("name")
         if page_name is not None and not isinstance(page_name, str):
@@ -169,6 +179,24 @@ def _call_fields(
     elif kind == "identify" and user_id is not None and anonymous_id is not None and anonymous_id != user_id:
         return (anonymous_id, user_id)
     return None
+
+
+def _deviations(doc: Mapping[str, Any]) -> tuple[Deviation, ...]:
+    properties = doc.get("properties")
+    return spec_deviations(doc["event"], properties if isinstance(properties, Mapping) else {})
+
+
+def _mark(doc: dict[str, Any], deviations: tuple[Deviation, ...]) -> None:
+    """Put the deviations under ``context.cartpulse``, replacing any a client sent, so the mark is always ours."""
+    context = doc.get("context") or {}
+    ours = context.get("cartpulse")
+    ours = dict(ours) if isinstance(ours, dict) else {}
+    sent = ours.pop("spec_deviations", None) is not None
+    if not deviations and not sent:
+        return
+    if deviations:
+        ours["spec_deviations"] = [deviation.to_dict() for deviation in deviations[:MAX_MARKED]]
+    doc["context"] = {**context, "cartpulse": ours}
 
 
 def _id_field(doc: Mapping[str, Any], key: str) -> str:

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import json
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
 from sandbox.collector import collector_url
-from tests.support.collector import WRITE_KEY, read_records
+from sandbox.process import ManagedProcess
+from sandbox.settings import PROJECT_ROOT, SandboxSettings
+from tests.support.collector import WRITE_KEY, CollectorClient, free_port, read_records
 
 pytestmark = pytest.mark.integration
 
@@ -68,3 +75,78 @@ def test_rudderstacks_python_sdk_which_gzips(sandbox, run_id):
     _calls(client, run_id)  # sync mode posts in the calling thread; there is no consumer thread to shut down
 
     _check(sandbox, run_id, "analytics-python", errors)
+
+
+@pytest.fixture
+def own_collector(sandbox: SandboxSettings, tmp_path: Path) -> Iterator[CollectorClient]:
+    """A collector running the code under test, on the sandbox's Kafka and Redis.
+
+    The sandbox's collector runs the code ``make up`` started it with; this one is started from the working tree,
+    on a free port, without watermark heartbeats (it shares the events topic with the sandbox's).
+    """
+    port = free_port()
+    url = f"http://{sandbox.host}:{port}"
+
+    def healthy() -> bool:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:  # noqa: S310 - loopback
+                return bool(answer.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+    process = ManagedProcess(
+        name="collector-sdk-ecommerce",
+        argv=[sys.executable, "-m", "collector"],
+        run_dir=tmp_path / "run",
+        logs_dir=tmp_path / "logs",
+        host=sandbox.host,
+        port=port,
+        ready=healthy,
+        start_timeout_s=30.0,
+        env={
+            "KAFKA_BOOTSTRAP_SERVERS": sandbox.kafka_bootstrap,
+            "REDIS_URL": sandbox.redis_url,
+            "COLLECTOR_HOST": sandbox.host,
+            "COLLECTOR_PORT": str(port),
+            "COLLECTOR_HEARTBEAT_INTERVAL": "0",
+        },
+        cwd=PROJECT_ROOT,
+    )
+    process.start()
+    client = CollectorClient(url)
+    yield client
+    client.close()
+    process.stop()
+
+
+def test_segments_sdk_cart_and_order_calls_without_an_order_id_all_reach_kafka(sandbox, own_collector, run_id):
+    """Segment accepts an Order Completed without order_id and its SDK would not resend a refused one: so must we."""
+    from segment.analytics import Client
+
+    user = f"sdk-ec-{run_id}"
+    line = {"product_id": "p1", "price": 19.5, "quantity": 2, "cart_id": f"cart-{run_id}"}
+    names = ["Product Added", "Product Removed", "Cart Viewed", "Order Completed"]
+    errors: list[object] = []
+    client = Client(
+        write_key=WRITE_KEY,
+        host=own_collector.url,
+        sync_mode=True,
+        on_error=lambda error, batch: errors.append(error),
+    )
+    for name in names:
+        client.track(user, name, line)
+    client.flush()
+
+    assert errors == []
+    records = read_records(sandbox.kafka_bootstrap, EVENTS, lambda v: user == v.get("userId"), expect=len(names))
+    assert [r.value["event"] for r in records] == names
+    assert all(r.value["properties"] == line and r.key == user for r in records)
+    marks = {r.value["event"]: r.value["context"].get("cartpulse", {}).get("spec_deviations") for r in records}
+    assert marks == {
+        "Product Added": None,
+        "Product Removed": None,
+        "Cart Viewed": None,
+        "Order Completed": [{"field": "properties.order_id", "reason": "missing"}],
+    }
+    sample = 'cartpulse_collector_ecommerce_deviations_total{event="Order Completed",field="properties.order_id",'
+    assert own_collector.metric(sample + 'reason="missing"}') == 1

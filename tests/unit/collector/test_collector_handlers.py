@@ -13,6 +13,7 @@ from collector.auth import WriteKeys
 from collector.clients.memory import MemoryProducer, MemoryStore
 from collector.handlers import Collector, HandlerOptions
 from collector.metrics import CollectorMetrics
+from collector.schema import MAX_MARKED
 from collector.wire import IngestRequest, IngestResponse
 from tests.support.events import BEGINNING, HOUR, SECOND, iso
 from udfs.events import parse_event
@@ -109,7 +110,7 @@ def test_a_batch_takes_the_valid_events_and_reports_the_others_one_by_one(harnes
     batch = [
         track("m1"),
         {**track("m2"), "userId": {"id": 1}},
-        track("m3", properties={"product_id": "p1", "price": -1}),
+        track("m3", properties={"product_id": "p1", "price": -1, "quantity": 1}),  # deviates: accepted, marked
         track("m4", user=None),
         "not an event",
         {**track("m6"), "type": "page", "name": "Home"},
@@ -118,17 +119,19 @@ def test_a_batch_takes_the_valid_events_and_reports_the_others_one_by_one(harnes
     answer = harness.post("batch", {"batch": batch, "sentAt": iso(NOW)})
 
     assert answer.status == 400
-    assert answer.body["accepted"] == 2 and answer.body["success"] is False
+    assert answer.body["accepted"] == 3 and answer.body["success"] is False
     assert [(e["index"], e["field"], e["code"]) for e in answer.body["errors"]] == [
         (1, "userId", "invalid_field"),
-        (2, "properties.price", "ecommerce_schema"),
         (3, "userId", "missing_identity"),
         (4, None, "invalid_field"),
     ]
     assert answer.body["errors"][0]["messageId"] == "m2"
-    assert [r["messageId"] for r in harness.events()] == ["m1", "m6"]
+    assert [r["messageId"] for r in harness.events()] == ["m1", "m3", "m6"]
+    assert harness.events()[1]["context"]["cartpulse"]["spec_deviations"] == [
+        {"field": "properties.price", "reason": "invalid_value"}
+    ]
     dead = harness.dead_letters()
-    assert [d["field"] for d in dead] == ["userId", "properties.price", "userId", None]
+    assert [d["field"] for d in dead] == ["userId", "userId", None]
     assert all(d["stage"] == "collector" and d["payload"] and d["failed_at"] and d["error"] for d in dead)
     assert harness.metric("cartpulse_collector_events_rejected_total", reason="missing_identity") == 1
 
@@ -372,3 +375,156 @@ def test_produce_latency_is_observed(harness):
     harness.post("track", track())
 
     assert harness.metric("cartpulse_collector_produce_latency_seconds_count") == 1
+
+
+# --- E-commerce events that deviate from Segment's spec: accepted, marked, counted ----------------------------------
+
+
+def ecommerce(event: str, message_id: str = "e1", **properties: Any) -> dict[str, Any]:
+    return {**track(message_id, properties=properties), "event": event}
+
+
+def deviations(record: dict[str, Any]) -> list[tuple[str, str]]:
+    marks = record.get("context", {}).get("cartpulse", {}).get("spec_deviations", [])
+    return [(mark["field"], mark["reason"]) for mark in marks]
+
+
+def deviation_count(event: str, field: str, reason: str, harness: Harness) -> float:
+    return harness.metric("cartpulse_collector_ecommerce_deviations_total", event=event, field=field, reason=reason)
+
+
+@pytest.mark.parametrize(
+    ("doc", "field", "reason"),
+    [
+        (ecommerce("Order Completed", total=39.0, currency="USD"), "properties.order_id", "missing"),
+        (ecommerce("Order Completed", order_id="o1", revenue="lots"), "properties.revenue", "wrong_type"),
+        (ecommerce("Product Added", product_id="p1", quantity=1), "properties.price", "missing"),
+        (ecommerce("Product Added", product_id="p1", price="9.99", quantity=1), "properties.price", "wrong_type"),
+        (ecommerce("Product Added", product_id="p1", price=-1, quantity=1), "properties.price", "invalid_value"),
+        (ecommerce("Product Added", product_id="p1", price=1), "properties.quantity", "missing"),
+        (ecommerce("Product Added", product_id="p1", price=1, quantity="2"), "properties.quantity", "wrong_type"),
+        (ecommerce("Product Added", product_id="p1", price=1, quantity=0), "properties.quantity", "invalid_value"),
+        (ecommerce("Product Added", price=1, quantity=1), "properties.product_id", "missing"),
+        (ecommerce("Product Added", product_id=True, price=1, quantity=1), "properties.product_id", "wrong_type"),
+        (
+            ecommerce("Product Added", product_id="p1", price=1, quantity=1, currency="dollars"),
+            "properties.currency",
+            "invalid_value",
+        ),
+        (ecommerce("Product Removed", product_id="p1", quantity=-1), "properties.quantity", "invalid_value"),
+        (ecommerce("Product Viewed", name="Boot"), "properties.product_id", "missing"),
+        (ecommerce("Cart Viewed", products={}), "properties.products", "wrong_type"),
+        (ecommerce("Cart Viewed", products=["p1"]), "properties.products[0]", "wrong_type"),
+        (
+            ecommerce("Checkout Started", products=[{"product_id": "p1", "quantity": 1}]),
+            "properties.products[0].price",
+            "missing",
+        ),
+    ],
+)
+def test_a_deviating_ecommerce_event_is_accepted_marked_and_counted(harness, doc, field, reason):
+    answer = harness.post("track", doc)
+
+    assert (answer.status, answer.body) == (200, {"success": True})
+    [record] = harness.events()
+    assert deviations(record) == [(field, reason)]
+    assert record["properties"] == doc["properties"]  # produced as sent: the mark is beside it, not instead
+    metric_field = field.replace("[0]", "[]")
+    assert deviation_count(doc["event"], metric_field, reason, harness) == 1
+    assert harness.metric("cartpulse_collector_events_accepted_total", type="track") == 1
+    assert harness.dead_letters() == []
+
+
+def test_a_conforming_event_carries_no_mark_and_a_client_cannot_forge_one(harness):
+    forged = {**track("m2"), "context": {"cartpulse": {"spec_deviations": [{"field": "x"}], "source": "web"}}}
+
+    harness.post("batch", {"batch": [track("m1"), forged]})
+
+    plain, cleaned = harness.events()
+    assert "cartpulse" not in plain.get("context", {})
+    assert cleaned["context"]["cartpulse"] == {"source": "web"}
+    assert "cartpulse_collector_ecommerce_deviations_total{" not in harness.metrics.exposition().decode()
+
+
+def test_an_event_counts_once_per_field_and_reason_and_the_marks_are_capped():
+    harness = Harness()
+    lines = [{"product_id": f"p{n}", "quantity": 1} for n in range(MAX_MARKED + 10)]
+
+    harness.post("track", ecommerce("Cart Viewed", products=lines))
+
+    [record] = harness.events()
+    assert len(deviations(record)) == MAX_MARKED
+    assert deviations(record)[:2] == [
+        ("properties.products[0].price", "missing"),
+        ("properties.products[1].price", "missing"),
+    ]
+    assert deviation_count("Cart Viewed", "properties.products[].price", "missing", harness) == 1
+
+
+def test_deviating_events_in_a_batch_are_accepted_like_any_other(harness):
+    batch = [
+        ecommerce("Product Added", "b1", product_id="p1", price="n/a", quantity=1),
+        ecommerce("Order Completed", "b2", total=10),
+        track("b3"),
+    ]
+
+    answer = harness.post("batch", {"batch": batch})
+
+    assert (answer.status, answer.body) == (200, {"success": True})
+    assert [(r["messageId"], deviations(r)) for r in harness.events()] == [
+        ("b1", [("properties.price", "wrong_type")]),
+        ("b2", [("properties.order_id", "missing")]),
+        ("b3", []),
+    ]
+
+
+def test_a_deviation_is_counted_once_the_broker_has_the_event_and_not_again_for_a_resend(harness):
+    order = ecommerce("Order Completed", "o1", total=10)
+    harness.producer.down = True
+
+    assert harness.post("track", order).status == 503
+    assert deviation_count("Order Completed", "properties.order_id", "missing", harness) == 0
+
+    harness.producer.down = False
+    assert [harness.post("track", order).status for _ in range(2)] == [200, 200]
+    assert len(harness.events()) == 1
+    assert deviation_count("Order Completed", "properties.order_id", "missing", harness) == 1
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "code"),
+    [
+        ({"userId": None}, "userId", "missing_identity"),
+        ({"userId": ["ann"]}, "userId", "invalid_field"),
+        ({"event": ""}, "event", "invalid_field"),
+        ({"event": 7}, "event", "invalid_field"),
+        ({"properties": "order"}, "properties", "invalid_field"),
+        ({"context": []}, "context", "invalid_field"),
+        ({"messageId": 7}, "messageId", "invalid_field"),
+        ({"timestamp": "last tuesday"}, "timestamp", "bad_timestamp"),
+        ({"timestamp": iso(NOW + 25 * HOUR)}, "timestamp", "bad_timestamp"),
+    ],
+)
+def test_an_ecommerce_event_is_still_refused_when_it_is_unusable(harness, change, field, code):
+    doc = {**ecommerce("Order Completed", total=10), **change}  # also deviates: no order_id
+
+    answer = harness.post("track", doc)
+
+    assert answer.status == 400
+    [error] = answer.body["errors"]
+    assert (error["field"], error["code"]) == (field, code)
+    assert harness.events() == []
+    assert harness.dead_letters()[0]["reason"] == code
+    assert harness.metric("cartpulse_collector_events_rejected_total", reason=code) == 1
+    assert "cartpulse_collector_ecommerce_deviations_total{" not in harness.metrics.exposition().decode()
+
+
+@pytest.mark.parametrize(
+    ("call", "key", "too_large", "status"),
+    [("track", "wrong-key", False, 401), ("track", None, False, 401), ("track", KEY, True, 413)],
+)
+def test_an_ecommerce_event_is_still_refused_for_its_key_or_size(harness, call, key, too_large, status):
+    answer = harness.post(call, ecommerce("Order Completed", total=10), key=key, too_large=too_large)
+
+    assert answer.status == status
+    assert harness.events() == []
