@@ -34,7 +34,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from udfs.cart_items import CartItem, is_int, item_from, optional_id, optional_text, removal_from, snapshot_items
+from udfs.cart_items import CartItem, is_int, item_from, removal_from, snapshot_items, usable_currency, usable_id
 from udfs.cart_log import MAX_PENDING_OPS, Cart, CartLog, CartOp, OpKind, op_units
 from udfs.events import ClickEvent
 
@@ -437,8 +437,8 @@ def _op_from(event: ClickEvent) -> CartOp | None:
         product_id, quantity = removal_from(props)
     elif snapshot is not None:
         items = tuple(snapshot.values())
-    cart_id = optional_id(props.get("cart_id"), "properties.cart_id")
-    currency = optional_text(props.get("currency"), "properties.currency")
+    cart_id = usable_id(props.get("cart_id"))
+    currency = usable_currency(props.get("currency"))  # a bad one is marked by the collector and left out here
     if kind is OpKind.SNAPSHOT and snapshot is None:
         return None
     merged_at, source = (None, "") if event.merged is None else event.merged

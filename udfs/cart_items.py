@@ -12,7 +12,7 @@ is one the cart does without:
 - a quantity that is absent or unusable (not a whole number >= 1) is 1 in a line, and in a removal removes the
   whole line, as an absent one does;
 - ``name``, ``image_url``, ``url`` and ``cart_id`` that are not usable are absent, and so is a ``currency``
-  that is not a three-letter code (:func:`usable_currency`; :func:`optional_text` takes any string).
+  that is not a three-letter code (:func:`usable_currency`).
 """
 
 from __future__ import annotations
@@ -28,8 +28,6 @@ __all__ = [
     "CartItem",
     "is_int",
     "item_from",
-    "optional_id",
-    "optional_text",
     "removal_from",
     "snapshot_items",
     "usable_currency",
@@ -168,16 +166,6 @@ def usable_currency(value: Any) -> str | None:
     """Three ASCII letters (an ISO 4217 code, as the email needs), else ``None``."""
     text = usable_text(value)
     return text if text is not None and len(text) == 3 and text.isascii() and text.isalpha() else None
-
-
-def optional_id(value: Any, field_name: str) -> str | None:
-    """:func:`usable_id`; ``field_name`` is unused since an unusable value is no error (the collector marks it)."""
-    return usable_id(value)
-
-
-def optional_text(value: Any, field_name: str) -> str | None:
-    """:func:`usable_text`; ``field_name`` is unused since an unusable value is no error (the collector marks it)."""
-    return usable_text(value)
 
 
 def is_int(value: Any) -> bool:

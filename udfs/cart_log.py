@@ -282,6 +282,8 @@ def _add(items: dict[str, CartItem], added: CartItem) -> None:
             added,
             quantity=existing.quantity + added.quantity,
             name=added.name or existing.name,
+            price=added.price if added.price_known else existing.price,
+            price_known=added.price_known or existing.price_known,
             image_url=added.image_url or existing.image_url,
             url=added.url or existing.url,
         )

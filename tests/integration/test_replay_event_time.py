@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import json
 import random
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,10 +23,8 @@ from jobs.cart_abandonment import DEFAULT_CONFIG, build
 from jobs.config import CartAbandonmentConfig, load_config
 from jobs.flink_env import make_env
 from jobs.runner import JobSinks
-from sandbox.process import process_environment
-from sandbox.settings import PROJECT_ROOT
 from tests.support.cart_model import ModelPolicy, ModelTrigger, expected_triggers
-from tests.support.collector import CollectorClient, free_port
+from tests.support.collector import CollectorClient, own_collector
 from tests.support.events import (
     BEGINNING,
     DAY,
@@ -81,44 +76,17 @@ def generated_history(seed: int, run_id: str) -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-def own_collector(sandbox, kafka, run_id: str, tmp_path: Path) -> Iterator[tuple[CollectorClient, str, str]]:
+def collector(sandbox, kafka, run_id: str, tmp_path: Path) -> Iterator[tuple[CollectorClient, str, str]]:
     """A collector of this test's own, writing to a fresh 4-partition topic."""
     topic, dlq = f"replay-events-{run_id}", f"replay-dlq-{run_id}"
     kafka.create_topics(topic, partitions=4)
     kafka.create_topics(dlq)
-    port = free_port()
-    env = {
-        **process_environment(),
-        **sandbox.env(),
-        "COLLECTOR_HOST": "127.0.0.1",
-        "COLLECTOR_PORT": str(port),
-        "COLLECTOR_EVENTS_TOPIC": topic,
-        "COLLECTOR_DLQ_TOPIC": dlq,
-        "COLLECTOR_MAX_AGE": "3650d",
-    }
-    log = open(tmp_path / "collector.log", "wb")  # noqa: SIM115
-    process = subprocess.Popen([sys.executable, "-m", "collector"], cwd=PROJECT_ROOT, env=env, stdout=log, stderr=log)  # noqa: S603
-    client = CollectorClient(f"http://127.0.0.1:{port}")
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if client.get("/health").json().get("kafka") == "connected":
-                    break
-            except Exception:  # noqa: BLE001 - not listening yet
-                time.sleep(0.3)
-        else:
-            pytest.fail(f"the test's collector did not come up; see {tmp_path / 'collector.log'}")
+    with own_collector(sandbox, topic, dlq, tmp_path / "collector.log") as client:
         yield client, topic, dlq
-    finally:
-        client.close()
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
 
 
-def test_a_full_speed_replay_through_the_collector_gives_the_batch_models_triggers(own_collector, kafka, run_id):
-    collector, topic, dlq = own_collector
+def test_a_full_speed_replay_through_the_collector_gives_the_batch_models_triggers(collector, kafka, run_id):
+    collector, topic, dlq = collector
     docs = generated_history(seed=len(run_id), run_id=run_id)
     for start in range(0, len(docs), BATCH):
         answer = collector.post("batch", {"batch": docs[start : start + BATCH]})

@@ -4,15 +4,31 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import requests
 from kafka import KafkaConsumer, TopicPartition
 
-__all__ = ["HTTP_TIMEOUT_S", "RECENT_S", "WRITE_KEY", "CollectorClient", "Record", "free_port", "read_records"]
+from sandbox.process import process_environment
+from sandbox.settings import PROJECT_ROOT, SandboxSettings
+
+__all__ = [
+    "HTTP_TIMEOUT_S",
+    "RECENT_S",
+    "WRITE_KEY",
+    "CollectorClient",
+    "Record",
+    "free_port",
+    "own_collector",
+    "read_records",
+]
 
 WRITE_KEY = "demo-write-key"
 HTTP_TIMEOUT_S = 30.0
@@ -122,3 +138,43 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+@contextmanager
+def own_collector(
+    sandbox: SandboxSettings, topic: str, dlq: str, log: Path, env: dict[str, str] | None = None
+) -> Iterator[CollectorClient]:
+    """A collector process of a test's own on a free port, writing to ``topic`` and ``dlq``, stopped after."""
+    port = free_port()
+    settings = {
+        **process_environment(),
+        **sandbox.env(),
+        "COLLECTOR_HOST": "127.0.0.1",
+        "COLLECTOR_PORT": str(port),
+        "COLLECTOR_EVENTS_TOPIC": topic,
+        "COLLECTOR_DLQ_TOPIC": dlq,
+        **(env or {}),
+    }
+    with open(log, "ab") as out:
+        process = subprocess.Popen(  # noqa: S603
+            [sys.executable, "-m", "collector"], cwd=PROJECT_ROOT, env=settings, stdout=out, stderr=out
+        )
+    client = CollectorClient(f"http://127.0.0.1:{port}")
+    try:
+        deadline = time.monotonic() + 60
+        while not _connected(client):
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError(f"the test's collector did not come up; see {log}")
+            time.sleep(0.3)
+        yield client
+    finally:
+        client.close()
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def _connected(client: CollectorClient) -> bool:
+    try:
+        return bool(client.get("/health").json().get("kafka") == "connected")
+    except (requests.RequestException, ValueError):
+        return False
