@@ -170,7 +170,9 @@ def test_gzip_bodies_are_read(sandbox, client, run_id):
 
 
 def _bad_inputs(run_id: str) -> list[tuple[str, str, Any, int, str | None]]:
-    """(case, call, body, status, field): one of each bad-input class the issue names."""
+    """(case, call, body, status, field): one of each bad-input class the issue names. An e-commerce property of
+    the wrong type (a price "1") is no longer among them: Segment accepts it, so the collector marks and counts it
+    (tests/unit/collector/test_collector_handlers.py)."""
     person = f"ix-{run_id}"
     ok = _added(run_id, 0, person)
     return [
@@ -178,13 +180,6 @@ def _bad_inputs(run_id: str) -> list[tuple[str, str, Any, int, str | None]]:
         ("not an object", "track", json.dumps([run_id]).encode(), 400, None),
         ("wrong type: userId", "track", {**ok, "userId": {"id": run_id}}, 400, "userId"),
         ("wrong type: properties", "track", {**ok, "properties": [run_id]}, 400, "properties"),
-        (
-            "wrong type: price",
-            "track",
-            {**ok, "properties": {"product_id": run_id, "price": "1"}},
-            400,
-            "properties.price",
-        ),
         ("missing event name", "track", {"userId": person, "messageId": f"{run_id}-x"}, 400, "event"),
         ("missing identity", "track", {**ok, "userId": None}, 400, "userId"),
         ("future timestamp", "track", {**ok, "timestamp": _now(3 * 86_400)}, 400, "timestamp"),
