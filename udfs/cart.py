@@ -400,8 +400,7 @@ def _decide(state: CartState, *, person_id: str, until_ms: int, policy: CartPoli
             series.run_until(unit[0].effective_ms, person_id, policy, fired)
             series.change(unit)
         series.run_until(until_ms + 1, person_id, policy, fired)
-        log = state.log.folded_until(until_ms)
-        state.log = CartLog(series.cart, log.base_key, log.ops)
+        state.log = state.log.folded_until(until_ms, base=series.cart)
         state.clock_ms = until_ms
         state.last_change_ms, state.reminders_sent = series.last_change_ms, series.sent
         state.last_trigger_ms = series.last_trigger_ms

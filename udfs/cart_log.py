@@ -158,11 +158,16 @@ class CartLog:
     base: Cart = field(default_factory=Cart)
     base_key: OpKey | None = None
     ops: tuple[CartOp, ...] = ()
-    #: the fold of everything, computed once: what the profile shows; treat it as read-only.
-    latest: Cart = field(init=False, repr=False, compare=False)
+    _latest: Cart | None = field(default=None, init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "latest", self.cart_until(None))
+    @property
+    def latest(self) -> Cart:
+        """The fold of everything, what the profile shows; folded on first use only, since a step builds several
+        logs on its way and reads this of one; treat it as read-only."""
+        if self._latest is None:
+            object.__setattr__(self, "_latest", self.cart_until(None))
+        assert self._latest is not None
+        return self._latest
 
     @property
     def items(self) -> dict[str, CartItem]:
@@ -207,12 +212,17 @@ class CartLog:
         bisect.insort(pending, op, key=_op_key)
         return CartLog(self.base, self.base_key, tuple(pending))
 
-    def folded_until(self, until_ms: int) -> CartLog:
-        """The same log with every op effective at or before ``until_ms`` folded into the base."""
+    def folded_until(self, until_ms: int, base: Cart | None = None) -> CartLog:
+        """The same log with every op effective at or before ``until_ms`` folded into the base.
+
+        :param base: the cart those ops give, when the caller has folded them already (the series' walk, which
+            may also have forgotten the cart); by default they are folded here.
+        """
         count = bisect.bisect_right(self.ops, until_ms, key=_op_effective)
-        if count == 0:
+        if count == 0 and base is None:
             return self
-        return CartLog(self.cart_until(until_ms), self.ops[count - 1].key, self.ops[count:])
+        base_key = self.ops[count - 1].key if count else self.base_key
+        return CartLog(self.cart_until(until_ms) if base is None else base, base_key, self.ops[count:])
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form (keys become lists); the folded carts are derived, so not stored."""
