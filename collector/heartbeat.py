@@ -52,10 +52,10 @@ from collector.errors import BackendUnavailable, Rejected
 from collector.event_clock import Beat, EventClock, SavedClock
 from collector.metrics import CollectorMetrics
 from collector.timestamps import format_ms, parse_iso_ms
+from udfs.events import HEARTBEAT_TYPE  # the jobs read the same type name
 
 __all__ = [
     "HEARTBEAT_SOURCE",
-    "HEARTBEAT_TYPE",
     "ClockStore",
     "Heartbeat",
     "HeartbeatOptions",
@@ -65,7 +65,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-HEARTBEAT_TYPE = "watermark"
 HEARTBEAT_SOURCE = "collector"
 
 WallClock = Callable[[], int]

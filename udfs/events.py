@@ -97,11 +97,6 @@ class ClickEvent:
         return self.previous_id or self.anonymous_id or self.person_id
 
     @property
-    def is_heartbeat(self) -> bool:
-        """A watermark heartbeat, not a shopper's event: it only moves event time on."""
-        return self.type == HEARTBEAT_TYPE
-
-    @property
     def links_to(self) -> str | None:
         """The person an ``identify`` or ``alias`` call joins :attr:`device_id` to; ``None`` for any other call."""
         if self.type not in ("identify", "alias") or self.person_id == self.device_id:

@@ -96,8 +96,7 @@ def route(
     device = event.device_id
     user = event.links_to
     as_is = Routed(event.person_id, event.event_time_ms, payload)
-    linked = state is not None and state.linked_to is not None
-    if user is not None and not linked:
+    if user is not None and (state is None or state.linked_to is None):
         at_ms = event.event_time_ms
         pending = sorted(state.pending) if state else []
         moved = [_to_person(user, at_ms, device, t, raw) for t, _, _, raw in pending]

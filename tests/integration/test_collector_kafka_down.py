@@ -11,10 +11,7 @@ stop and start that broker without disturbing the sandbox. Redis is the sandbox'
 
 from __future__ import annotations
 
-import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,9 +20,8 @@ from typing import Any
 import pytest
 
 from sandbox.kafka import create_topics, kafka_process
-from sandbox.process import ManagedProcess
-from sandbox.settings import PROJECT_ROOT, SandboxSettings
-from tests.support.collector import CollectorClient, free_port, read_records
+from sandbox.settings import SandboxSettings
+from tests.support.collector import CollectorClient, free_port, own_collector, read_records
 
 pytestmark = pytest.mark.integration
 
@@ -53,40 +49,15 @@ def own_broker(sandbox: SandboxSettings, tmp_path: Path) -> Iterator[SandboxSett
 
 @pytest.fixture
 def collector(sandbox: SandboxSettings, own_broker: SandboxSettings) -> Iterator[CollectorClient]:
-    port = free_port()
-    url = f"http://{sandbox.host}:{port}"
-
-    def healthy() -> bool:
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:  # noqa: S310 - loopback
-                return bool(answer.status == 200)
-        except (urllib.error.URLError, OSError):
-            return False
-
-    process = ManagedProcess(
-        name="collector-kafka-down",
-        argv=[sys.executable, "-m", "collector"],
-        run_dir=own_broker.run_dir,
-        logs_dir=own_broker.logs_dir,
-        host=sandbox.host,
-        port=port,
-        ready=healthy,
-        start_timeout_s=30.0,
-        env={
-            "KAFKA_BOOTSTRAP_SERVERS": own_broker.kafka_bootstrap,
-            "REDIS_URL": sandbox.redis_url,
-            "COLLECTOR_PORT": str(port),
-            "COLLECTOR_PRODUCE_TIMEOUT": "3s",
-            "COLLECTOR_KAFKA_CONNECT_TIMEOUT": "2s",
-            "COLLECTOR_RETRY_AFTER": "1s",
-        },
-        cwd=PROJECT_ROOT,
-    )
-    process.start()
-    client = CollectorClient(url)
-    yield client
-    client.close()
-    process.stop()
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": own_broker.kafka_bootstrap,
+        "REDIS_URL": sandbox.redis_url,
+        "COLLECTOR_PRODUCE_TIMEOUT": "3s",
+        "COLLECTOR_KAFKA_CONNECT_TIMEOUT": "2s",
+        "COLLECTOR_RETRY_AFTER": "1s",
+    }
+    with own_collector("collector-kafka-down", sandbox.host, own_broker.home, env, wait_for_kafka=False) as client:
+        yield client
 
 
 def _batch(run_id: str, numbers: range) -> dict[str, Any]:

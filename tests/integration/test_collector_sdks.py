@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from sandbox.collector import collector_url
-from sandbox.process import ManagedProcess
-from sandbox.settings import PROJECT_ROOT, SandboxSettings
-from tests.support.collector import WRITE_KEY, CollectorClient, free_port, read_records
+from sandbox.settings import SandboxSettings
+from tests.support.collector import WRITE_KEY, CollectorClient, read_records
+from tests.support.collector import own_collector as start_collector
 
 pytestmark = pytest.mark.integration
 
@@ -84,39 +81,13 @@ def own_collector(sandbox: SandboxSettings, tmp_path: Path) -> Iterator[Collecto
     The sandbox's collector runs the code ``make up`` started it with; this one is started from the working tree,
     on a free port, without watermark heartbeats (it shares the events topic with the sandbox's).
     """
-    port = free_port()
-    url = f"http://{sandbox.host}:{port}"
-
-    def healthy() -> bool:
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:  # noqa: S310 - loopback
-                return bool(answer.status == 200)
-        except (urllib.error.URLError, OSError):
-            return False
-
-    process = ManagedProcess(
-        name="collector-sdk-ecommerce",
-        argv=[sys.executable, "-m", "collector"],
-        run_dir=tmp_path / "run",
-        logs_dir=tmp_path / "logs",
-        host=sandbox.host,
-        port=port,
-        ready=healthy,
-        start_timeout_s=30.0,
-        env={
-            "KAFKA_BOOTSTRAP_SERVERS": sandbox.kafka_bootstrap,
-            "REDIS_URL": sandbox.redis_url,
-            "COLLECTOR_HOST": sandbox.host,
-            "COLLECTOR_PORT": str(port),
-            "COLLECTOR_HEARTBEAT_INTERVAL": "0",
-        },
-        cwd=PROJECT_ROOT,
-    )
-    process.start()
-    client = CollectorClient(url)
-    yield client
-    client.close()
-    process.stop()
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": sandbox.kafka_bootstrap,
+        "REDIS_URL": sandbox.redis_url,
+        "COLLECTOR_HEARTBEAT_INTERVAL": "0",
+    }
+    with start_collector("collector-sdk-ecommerce", sandbox.host, tmp_path, env) as client:
+        yield client
 
 
 def test_segments_sdk_cart_and_order_calls_without_an_order_id_all_reach_kafka(sandbox, own_collector, run_id):

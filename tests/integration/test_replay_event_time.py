@@ -81,7 +81,8 @@ def collector(sandbox, kafka, run_id: str, tmp_path: Path) -> Iterator[tuple[Col
     topic, dlq = f"replay-events-{run_id}", f"replay-dlq-{run_id}"
     kafka.create_topics(topic, partitions=4)
     kafka.create_topics(dlq)
-    with own_collector(sandbox, topic, dlq, tmp_path / "collector.log") as client:
+    env = {**sandbox.env(), "COLLECTOR_EVENTS_TOPIC": topic, "COLLECTOR_DLQ_TOPIC": dlq}
+    with own_collector("collector-replay", sandbox.host, tmp_path, env) as client:
         yield client, topic, dlq
 
 

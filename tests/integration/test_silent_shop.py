@@ -51,10 +51,14 @@ def test_a_backlog_gives_the_owed_reminders_and_a_silent_shop_still_gets_its_own
     kafka.create_topics(topics["events"], partitions=4)
     kafka.create_topics(topics["dead_letter"], topics["triggers"])
     log = tmp_path / "job.log"
-    collector_env = {"COLLECTOR_HEARTBEAT_INTERVAL": "500ms", "COLLECTOR_HEARTBEAT_RESUME_WITHIN": "0"}
-    with own_collector(
-        sandbox, topics["events"], f"quiet-cdlq-{run_id}", tmp_path / "collector.log", collector_env
-    ) as c:
+    collector_env = {
+        **sandbox.env(),
+        "COLLECTOR_EVENTS_TOPIC": topics["events"],
+        "COLLECTOR_DLQ_TOPIC": f"quiet-cdlq-{run_id}",
+        "COLLECTOR_HEARTBEAT_INTERVAL": "500ms",
+        "COLLECTOR_HEARTBEAT_RESUME_WITHIN": "0",
+    }
+    with own_collector("collector-quiet", sandbox.host, tmp_path, collector_env) as c:
         old = backlog(run_id, int(time.time() * 1000))
         assert c.post("batch", {"batch": old}).status_code == 200
         config = _config(tmp_path, run_id, topics)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,8 +15,8 @@ from typing import Any
 import requests
 from kafka import KafkaConsumer, TopicPartition
 
-from sandbox.process import process_environment
-from sandbox.settings import PROJECT_ROOT, SandboxSettings
+from sandbox.process import ManagedProcess
+from sandbox.settings import PROJECT_ROOT
 
 __all__ = [
     "HTTP_TIMEOUT_S",
@@ -142,39 +141,40 @@ def free_port() -> int:
 
 @contextmanager
 def own_collector(
-    sandbox: SandboxSettings, topic: str, dlq: str, log: Path, env: dict[str, str] | None = None
+    name: str, host: str, home: Path, env: Mapping[str, str], *, wait_for_kafka: bool = True
 ) -> Iterator[CollectorClient]:
-    """A collector process of a test's own on a free port, writing to ``topic`` and ``dlq``, stopped after."""
+    """A collector process of a test's own, from the working tree, on a free port; stopped afterwards.
+
+    :param home: where its pid file (``run/``) and log (``logs/<name>.log``) go.
+    :param env: its settings (``KAFKA_BOOTSTRAP_SERVERS``, ``REDIS_URL``, ``COLLECTOR_*``) over the environment.
+    :param wait_for_kafka: ready only once ``/health`` says the broker is connected (a test that stops the broker
+        on purpose takes a collector that answers at all).
+    """
     port = free_port()
-    settings = {
-        **process_environment(),
-        **sandbox.env(),
-        "COLLECTOR_HOST": "127.0.0.1",
-        "COLLECTOR_PORT": str(port),
-        "COLLECTOR_EVENTS_TOPIC": topic,
-        "COLLECTOR_DLQ_TOPIC": dlq,
-        **(env or {}),
-    }
-    with open(log, "ab") as out:
-        process = subprocess.Popen(  # noqa: S603
-            [sys.executable, "-m", "collector"], cwd=PROJECT_ROOT, env=settings, stdout=out, stderr=out
-        )
-    client = CollectorClient(f"http://127.0.0.1:{port}")
+    client = CollectorClient(f"http://{host}:{port}")
+
+    def ready() -> bool:
+        try:
+            health = client.get("/health")
+        except requests.RequestException:
+            return False
+        return health.status_code == 200 and (not wait_for_kafka or health.json().get("kafka") == "connected")
+
+    process = ManagedProcess(
+        name=name,
+        argv=[sys.executable, "-m", "collector"],
+        run_dir=home / "run",
+        logs_dir=home / "logs",
+        host=host,
+        port=port,
+        ready=ready,
+        start_timeout_s=60.0,
+        env={"COLLECTOR_HOST": host, "COLLECTOR_PORT": str(port), **env},
+        cwd=PROJECT_ROOT,
+    )
+    process.start()
     try:
-        deadline = time.monotonic() + 60
-        while not _connected(client):
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError(f"the test's collector did not come up; see {log}")
-            time.sleep(0.3)
         yield client
     finally:
         client.close()
-        process.terminate()
-        process.wait(timeout=30)
-
-
-def _connected(client: CollectorClient) -> bool:
-    try:
-        return bool(client.get("/health").json().get("kafka") == "connected")
-    except (requests.RequestException, ValueError):
-        return False
+        process.stop()
