@@ -10,9 +10,10 @@ millisecond (``end - 1``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["PendingEvent", "Session", "is_closed", "sessions"]
+__all__ = ["Joined", "PendingEvent", "Session", "close_until", "is_closed", "join", "sessions"]
 
 
 @dataclass(frozen=True, order=True)
@@ -57,3 +58,38 @@ def sessions(events: list[PendingEvent], gap_ms: int) -> list[Session]:
 def is_closed(session: Session, watermark_ms: int) -> bool:
     """The watermark has passed the session's last millisecond: no event can join it any more."""
     return watermark_ms >= session.end_ms - 1
+
+
+@dataclass(frozen=True)
+class Joined:
+    """What taking one event decided: the events to keep, the event's session to rescore, and when that
+    session may close (an event-time timer; one per distinct time, as Flink keeps them)."""
+
+    pending: tuple[PendingEvent, ...]
+    session: Session
+    timer_ms: int
+
+
+def join(pending: Sequence[PendingEvent], event: PendingEvent, gap_ms: int) -> Joined:
+    """Add an on-time event (the caller diverts those at or behind the watermark) to the open sessions.
+
+    An on-time event can never join a session already closed: that session's end is at or before the
+    watermark, and the event is after it by at least the gap.
+    """
+    kept = (*pending, event)
+    session = next(s for s in sessions(list(kept), gap_ms) if event in s.events)
+    return Joined(kept, session, session.end_ms - 1)
+
+
+def close_until(
+    pending: Sequence[PendingEvent], gap_ms: int, at_ms: int
+) -> tuple[tuple[PendingEvent, ...], list[Session]]:
+    """Event time has reached ``at_ms``: the sessions it closes (oldest first), and the events still open."""
+    still_open: list[PendingEvent] = []
+    closed: list[Session] = []
+    for session in sessions(list(pending), gap_ms):
+        if is_closed(session, at_ms):
+            closed.append(session)
+        else:
+            still_open.extend(session.events)
+    return tuple(still_open), closed

@@ -9,7 +9,7 @@ rules, so the job runs in thread mode (PyFlink 2.2.1's window operator cannot).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from pyflink.common import Types
@@ -20,7 +20,7 @@ from connectors.redis import ProfileStore
 from udfs.events import parse_event
 from udfs.flink.parse import LATE, late_record
 from udfs.intent import BrowsePolicy, IntentWeights, SessionSummary, session_end_triggers, summarize
-from udfs.sessions import PendingEvent, Session, is_closed, sessions
+from udfs.sessions import PendingEvent, Session, close_until, join
 
 __all__ = ["IntentSessions"]
 
@@ -66,25 +66,20 @@ class IntentSessions(KeyedProcessFunction):
     def process_element(self, value: Any, ctx: KeyedProcessFunction.Context) -> Iterator[Any]:
         if not value[0]:
             return  # a watermark heartbeat: it has moved event time on upstream, nothing to keep
-        event = PendingEvent(ctx.timestamp(), value[2])
         watermark = ctx.timer_service().current_watermark()
-        events = [*self._load(), event]
-        joined = next(s for s in sessions(events, self.gap_ms) if event in s.events)
-        if is_closed(joined, watermark):
+        if ctx.timestamp() <= watermark:  # Flink's rule; such an event's session may have closed already
             self.late_events.inc()
-            yield LATE, late_record(event.payload, event.event_time_ms, watermark, f"{self.stage}.late")
+            yield LATE, late_record(value[2], ctx.timestamp(), watermark, f"{self.stage}.late")
             return
-        self._save(events)
-        self._score(ctx.get_current_key(), joined)
-        ctx.timer_service().register_event_time_timer(joined.end_ms - 1)
+        joined = join(self._load(), PendingEvent(ctx.timestamp(), value[2]), self.gap_ms)
+        self._save(joined.pending)
+        self._score(ctx.get_current_key(), joined.session)
+        ctx.timer_service().register_event_time_timer(joined.timer_ms)
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterator[str]:
         person = ctx.get_current_key()
-        still_open: list[PendingEvent] = []
-        for session in sessions(self._load(), self.gap_ms):
-            if not is_closed(session, timestamp):
-                still_open.extend(session.events)
-                continue
+        still_open, closed = close_until(self._load(), self.gap_ms, timestamp)
+        for session in closed:
             summary = self._score(person, session)
             for trigger in session_end_triggers(summary, session.end_ms, self.policy):
                 self.triggers_fired.inc()
@@ -112,7 +107,7 @@ class IntentSessions(KeyedProcessFunction):
         raw = self.pending.value()
         return [PendingEvent(t, payload) for t, payload in json.loads(raw)] if raw else []
 
-    def _save(self, events: list[PendingEvent]) -> None:
+    def _save(self, events: Sequence[PendingEvent]) -> None:
         if events:
             self.pending.update(json.dumps([[e.event_time_ms, e.payload] for e in events]))
         else:

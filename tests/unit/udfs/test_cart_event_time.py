@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from tests.support.cart_model import ModelPolicy, ModelTrigger, expected_triggers
@@ -185,8 +185,11 @@ def test_any_arrival_and_watermark_schedule_gives_the_batch_models_triggers(data
     for kind, step in data.draw(arrival(docs, bound_ms)):
         job.event(step) if kind == "event" else job.advance(step)
 
+    expected = expected_triggers(docs, ModelPolicy(delays, cooldown, max_reminders))
+    event(f"reminders: {'some' if expected else 'none'}")
+    event(f"a browser logs in: {any(doc['type'] == 'identify' for doc in docs)}")
     assert job.late == 0
-    assert sorted(job.triggers) == expected_triggers(docs, ModelPolicy(delays, cooldown, max_reminders))
+    assert sorted(job.triggers) == expected
     assert len(set(job.trigger_ids)) == len(job.trigger_ids)
     assert job.timers == {}
     assert all(state is None for state in job.carts.values())  # every cart's state is cleared in the end
