@@ -18,7 +18,15 @@ import redis
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from connectors.delivery_ledger import DeliveryLedger
-from demo.clickstream import bad_records, email_of, fills_cart_anonymously, sample_clickstream, shoppers
+from demo.cart_model import ModelPolicy, expected_triggers
+from demo.clickstream import (
+    bad_records,
+    email_of,
+    fills_cart_anonymously,
+    returns_to_buy,
+    sample_clickstream,
+    shoppers,
+)
 from jobs.cart_abandonment import DEFAULT_CONFIG
 from jobs.config import CartAbandonmentConfig, DeliveryConfig, load_config
 from sandbox.esp import esp_sandbox_url
@@ -84,6 +92,20 @@ def _suppress_demo_unsubscribes(settings: SandboxSettings, people: list[str]) ->
     ledger.close()
 
 
+def _print_expected_vs_fired(events: list[dict], fired: list[dict], cfg: CartAbandonmentConfig) -> None:
+    """The cart rule computed in one batch over the sample (demo/cart_model.py) beside what the job fired."""
+    series = cfg.cart
+    policy = ModelPolicy(tuple(r.after for r in series.reminders), series.cooldown, series.max_reminders)
+    expected = {(t.person_id, t.reminder_index, t.due_ms) for t in expected_triggers(events, policy)}
+    got = {(t["person_id"], t["reminder_index"], t["fired_at_ms"]) for t in fired}
+    print(
+        f"    cart reminders     expected {len(expected)} (the rule computed in one batch), fired {len(got)}, "
+        f"missing {len(expected - got)}, extra {len(got - expected)}"
+    )
+    for person, index, due in sorted(expected ^ got)[:5]:
+        print(f"        - {'missing' if (person, index, due) in expected else 'extra'}: {person} reminder {index}")
+
+
 def main() -> int:
     logging.basicConfig(level=logging.WARNING)
     settings = load_settings()
@@ -92,10 +114,11 @@ def main() -> int:
     run_tag = f"demo{uuid.uuid4().hex[:6]}"
     start_ms = int(time.time() * 1000) - 2 * DAY_MS  # yesterday's traffic, replayed on event time
 
-    events = sample_clickstream(SHOPPERS, run_tag, start_ms, anonymous_carts=True)
+    events = sample_clickstream(SHOPPERS, run_tag, start_ms, anonymous_carts=True, returning_buyers=True)
     everyone = shoppers(SHOPPERS, run_tag, start_ms)
     stories = Counter(s.story for s in everyone)
     anonymous_carts = {s.person_id for n, s in enumerate(everyone) if fills_cart_anonymously(s, n)}
+    returning = sum(1 for n, s in enumerate(everyone) if returns_to_buy(s, n))
     triggers_before = _end_offsets(bootstrap, cfg.topics.triggers)
     dlq_before = _end_offsets(bootstrap, cfg.topics.dead_letter)
 
@@ -110,6 +133,7 @@ def main() -> int:
     producer.close()
     print(f"1/4 sent {len(events)} events from {SHOPPERS} shoppers ({dict(stories)}) and 3 broken records")
     print(f"    {len(anonymous_carts)} of those who abandon fill their cart before logging in")
+    print(f"    {returning} of those who buy leave the cart and come back to buy it the next day")
 
     print(
         f"2/4 running {', '.join(CLICKSTREAM_JOBS)} on Flink's embedded local cluster "
@@ -155,6 +179,9 @@ def main() -> int:
             f"    e.g. {sample['person_id']} ← {sample['template']}: "
             f"{len(sample['items'])} items, {sample['value']} {sample['currency']}, trigger_id {sample['trigger_id']}"
         )
+    _print_expected_vs_fired(
+        events, [*carts, *(t for t in to_browsers if t["trigger_type"] == "cart_abandonment")], cfg
+    )
     followed = [t for t in carts if t["person_id"] in anonymous_carts]
     print(
         f"    carts filled before login: {len(followed)} reminders to {len({t['person_id'] for t in followed})} "

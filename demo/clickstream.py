@@ -6,7 +6,9 @@ removes one item later, leaves), ``browses`` (views one product three times, nev
 
 With ``anonymous_carts``, every other ``abandons`` shopper fills the cart before logging in, as the collector
 forwards it (only the browser's ``anonymousId``), and logs in before leaving: the reminder must still reach
-the account. The benchmarks leave it off, so their workload stays what BENCHMARKS.md measured.
+the account. With ``returning_buyers``, every other ``buys`` shopper leaves the cart and comes back to buy it
+the next day: the first reminder was owed meanwhile, the second is not. The benchmarks leave both off, so
+their workload stays what BENCHMARKS.md measured.
 """
 
 from __future__ import annotations
@@ -28,11 +30,14 @@ __all__ = [
     "email_of",
     "fills_cart_anonymously",
     "iso",
+    "returns_to_buy",
     "sample_clickstream",
     "shoppers",
 ]
 
 MINUTE = 60_000
+#: when a returning buyer comes back: after the first reminder (1 h), before the second (24 h)
+RETURNS_AFTER_MS = 20 * 60 * MINUTE
 STORIES = ("abandons", "buys", "changes", "browses")
 CATALOG = [
     {"product_id": "sku-boot", "name": "Trail Boot", "price": 129.0, "category": "shoes"},
@@ -145,15 +150,22 @@ def _anonymous_cart(shopper: Shopper, n: int, run_tag: str) -> Iterator[dict[str
     yield {**login, "anonymousId": anonymous_id_of(shopper.person_id), "personId": shopper.person_id}
 
 
-def events_of(shopper: Shopper, n: int, run_tag: str, anonymous_carts: bool = False) -> Iterator[dict[str, Any]]:
+def returns_to_buy(shopper: Shopper, n: int) -> bool:
+    """Every other ``buys`` shopper (numbers 1, 9, 17, ...) when the sample has returning buyers."""
+    return shopper.story == "buys" and n % (2 * len(STORIES)) == 1
+
+
+def events_of(
+    shopper: Shopper, n: int, run_tag: str, anonymous_carts: bool = False, returning_buyers: bool = False
+) -> Iterator[dict[str, Any]]:
     """The events of one shopper's story, in event-time order; a shopper first logs in (identify), unless
     ``anonymous_carts`` makes this one fill the cart first (:func:`fills_cart_anonymously`)."""
     if anonymous_carts and fills_cart_anonymously(shopper, n):
         return _anonymous_cart(shopper, n, run_tag)
-    return _story(shopper, n, run_tag)
+    return _story(shopper, n, run_tag, returning_buyers)
 
 
-def _story(shopper: Shopper, n: int, run_tag: str) -> Iterator[dict[str, Any]]:
+def _story(shopper: Shopper, n: int, run_tag: str, returning_buyers: bool = False) -> Iterator[dict[str, Any]]:
     t = shopper.start_ms
     cart_id = f"cart-{shopper.person_id}"
     first, second = _product(n), _product(n + 2)
@@ -178,7 +190,7 @@ def _story(shopper: Shopper, n: int, run_tag: str) -> Iterator[dict[str, Any]]:
             shopper,
             run_tag,
             3,
-            t + 9 * MINUTE,
+            t + (RETURNS_AFTER_MS if returning_buyers and returns_to_buy(shopper, n) else 9 * MINUTE),
             "Order Completed",
             {
                 "order_id": f"order-{shopper.person_id}",
@@ -191,10 +203,12 @@ def _story(shopper: Shopper, n: int, run_tag: str) -> Iterator[dict[str, Any]]:
         yield _track(shopper, run_tag, 3, t + 7 * MINUTE, "Product Removed", _line(second, 2, cart_id))
 
 
-def sample_clickstream(count: int, run_tag: str, start_ms: int, anonymous_carts: bool = False) -> list[dict[str, Any]]:
+def sample_clickstream(
+    count: int, run_tag: str, start_ms: int, anonymous_carts: bool = False, returning_buyers: bool = False
+) -> list[dict[str, Any]]:
     """All shoppers' events, ordered by event time as a site would send them."""
     people = shoppers(count, run_tag, start_ms)
-    events = [e for n, s in enumerate(people) for e in events_of(s, n, run_tag, anonymous_carts)]
+    events = [e for n, s in enumerate(people) for e in events_of(s, n, run_tag, anonymous_carts, returning_buyers)]
     return sorted(events, key=lambda e: e["timestamp"])
 
 

@@ -4,7 +4,7 @@ Hundreds of generated shoppers over three days (cart changes, removals, snapshot
 browser before a login) go through a collector of the test's own into a 4-partition topic, as fast as it takes
 them, sorted by time and batched like an import. The shipped cart job reads the topic bounded, one subtask per
 partition, so the partitions run at their own speeds; every trigger (person, reminder, due time, cart) must be
-the one ``tests/support/cart_model.py`` computes from the records on the topic: none missing, none extra, no
+the one ``demo/cart_model.py`` computes from the records on the topic: none missing, none extra, no
 trigger id twice, nothing dead-lettered.
 """
 
@@ -12,18 +12,20 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from connectors.kafka import kafka_sink, kafka_source
+from demo.cart_model import ModelPolicy, ModelTrigger, expected_triggers
 from jobs.cart_abandonment import DEFAULT_CONFIG, build
 from jobs.config import CartAbandonmentConfig, load_config
 from jobs.flink_env import make_env
 from jobs.runner import JobSinks
-from tests.support.cart_model import ModelPolicy, ModelTrigger, expected_triggers
 from tests.support.collector import CollectorClient, own_collector
 from tests.support.events import (
     BEGINNING,
@@ -33,10 +35,12 @@ from tests.support.events import (
     cart_viewed,
     login,
     order_completed,
+    page_viewed,
     product,
     product_added,
     product_removed,
 )
+from tests.support.jobs import job_config, running_job, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -82,6 +86,9 @@ def collector(sandbox, kafka, run_id: str, tmp_path: Path) -> Iterator[tuple[Col
     kafka.create_topics(topic, partitions=4)
     kafka.create_topics(dlq)
     env = {**sandbox.env(), "COLLECTOR_EVENTS_TOPIC": topic, "COLLECTOR_DLQ_TOPIC": dlq}
+    # No heartbeats: the crash test pauses its replay, and a paused replay's clock would run on meanwhile
+    # (heartbeats with a replay: tests/integration/test_collector_heartbeats.py, test_silent_shop.py).
+    env["COLLECTOR_HEARTBEAT_INTERVAL"] = "0"
     with own_collector("collector-replay", sandbox.host, tmp_path, env) as client:
         yield client, topic, dlq
 
@@ -89,9 +96,7 @@ def collector(sandbox, kafka, run_id: str, tmp_path: Path) -> Iterator[tuple[Col
 def test_a_full_speed_replay_through_the_collector_gives_the_batch_models_triggers(collector, kafka, run_id):
     collector, topic, dlq = collector
     docs = generated_history(seed=len(run_id), run_id=run_id)
-    for start in range(0, len(docs), BATCH):
-        answer = collector.post("batch", {"batch": docs[start : start + BATCH]})
-        assert answer.status_code == 200, answer.text
+    _send(collector, docs)
     on_topic = [doc for doc in map(json.loads, kafka.read_all(topic)) if doc.get("type") != "watermark"]
     assert len(on_topic) == len(docs)
 
@@ -114,6 +119,79 @@ def test_a_full_speed_replay_through_the_collector_gives_the_batch_models_trigge
     build(env, cfg, kafka_source(cfg.kafka, topic), sinks)
     env.execute(cfg.job_name)
 
+    _assert_the_models_triggers("replay", kafka, on_topic, topics, dlq)
+
+
+def test_a_replay_killed_halfway_and_restored_from_its_checkpoint_gives_the_batch_models_triggers(
+    collector, kafka, run_id, tmp_path
+):
+    """The same kind of history, the job as its own process: SIGKILL once it has fired some reminders and taken
+    two checkpoints, the rest of the history sent while it is down, then restored from the last checkpoint."""
+    collector, topic, dlq = collector
+    docs = generated_history(seed=len(run_id) + 1, run_id=run_id)
+    middle = len(docs) // 2
+    # After the history, clicks on every partition 30 days later: the watermark passes every reminder the model
+    # owes (the last are due a cooldown of 7 days and a day after the history).
+    end = _time(docs[-1]) + 30 * DAY
+    clock = [page_viewed(f"{run_id}-clock{n}", end, message_id=f"{run_id}-clock{n}") for n in range(40)]
+    for doc in clock:
+        doc.pop("receivedAt", None)
+    topics = {"events": topic, "dead_letter": f"replay-jobdlq-{run_id}", "triggers": f"replay-triggers-{run_id}"}
+    kafka.create_topics(topics["dead_letter"], topics["triggers"])
+    _send(collector, docs[:middle])
+
+    checkpoints = tmp_path / "checkpoints"
+    flink = {
+        "execution.checkpointing.interval": "2s",
+        "execution.checkpointing.dir": checkpoints.as_uri(),
+        "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
+    }
+    log = tmp_path / "job.log"
+
+    def completed() -> list[Path]:
+        return sorted((p.parent for p in checkpoints.glob("*/chk-*/_metadata")), key=lambda p: int(p.name[4:]))
+
+    def crash_ready() -> bool:  # Flink keeps only the newest checkpoint: wait for number 2 or later
+        done = completed()
+        return len(kafka.read_json(topics["triggers"])) >= 50 and bool(done) and int(done[-1].name[4:]) >= 2
+
+    first = job_config("cart_abandonment", tmp_path, f"replay-{run_id}", topics, flink)
+    with running_job("cart_abandonment", first, log) as job:
+        wait_for(crash_ready, [job], log, "50 reminders and two checkpoints")
+    fired_before, last = len(kafka.read_json(topics["triggers"])), completed()[-1]
+
+    _send(collector, docs[middle:] + clock)
+    on_topic = [doc for doc in map(json.loads, kafka.read_all(topic)) if doc.get("type") != "watermark"]
+    owed = len(expected_triggers(on_topic, _policy()))
+    restore = {**flink, "execution.state-recovery.path": last.as_uri()}
+    restored = job_config("cart_abandonment", tmp_path, f"replay-{run_id}", topics, restore)
+    with running_job("cart_abandonment", restored, log) as job:
+        wait_for(lambda: len(kafka.read_json(topics["triggers"])) >= owed, [job], log, f"{owed} reminders")
+        time.sleep(6)  # a few more checkpoints: anything emitted twice would be committed by now
+    print(f"killed after {fired_before} committed reminders, restored from {last.name}")
+    _assert_the_models_triggers("replay with a crash", kafka, on_topic, topics, dlq)
+
+
+def _send(collector: CollectorClient, docs: list[dict[str, Any]]) -> None:
+    for start in range(0, len(docs), BATCH):
+        answer = collector.post("batch", {"batch": docs[start : start + BATCH]})
+        assert answer.status_code == 200, answer.text
+
+
+def _time(doc: dict[str, Any]) -> int:
+    return int(datetime.fromisoformat(doc["timestamp"]).timestamp() * 1000)
+
+
+def _policy() -> ModelPolicy:
+    """The shipped config's reminder series, as the model takes it."""
+    cart = load_config(DEFAULT_CONFIG, CartAbandonmentConfig).cart
+    return ModelPolicy(tuple(r.after for r in cart.reminders), cart.cooldown, cart.max_reminders)
+
+
+def _assert_the_models_triggers(
+    what: str, kafka: Any, on_topic: list[dict[str, Any]], topics: dict[str, str], collector_dlq: str
+) -> None:
+    """Every trigger on the topic is the model's and the model's are all there: printed, then asserted."""
     triggers = kafka.read_json(topics["triggers"])
     fired = sorted(
         ModelTrigger(
@@ -124,18 +202,16 @@ def test_a_full_speed_replay_through_the_collector_gives_the_batch_models_trigge
         )
         for t in triggers
     )
-    policy = ModelPolicy(
-        tuple(r.after for r in cfg.cart.reminders), cooldown_ms=cfg.cart.cooldown, max_reminders=cfg.cart.max_reminders
-    )
-    expected = expected_triggers(on_topic, policy)
+    expected = expected_triggers(on_topic, _policy())
     missing = sorted(set(expected) - set(fired))
     extra = sorted(set(fired) - set(expected))
+    duplicates = len(triggers) - len({t["trigger_id"] for t in triggers})
     print(
-        f"replay: {len(docs)} events, expected {len(expected)}, fired {len(fired)}, missing {len(missing)}, "
-        f"extra {len(extra)}, duplicate ids {len(triggers) - len({t['trigger_id'] for t in triggers})}"
+        f"{what}: {len(on_topic)} events, expected {len(expected)}, fired {len(fired)}, missing {len(missing)}, "
+        f"extra {len(extra)}, duplicate ids {duplicates}"
     )
     assert kafka.read_json(topics["dead_letter"]) == []
-    assert kafka.read_json(dlq) == []
-    assert (missing, extra) == ([], [])
-    assert len({t["trigger_id"] for t in triggers}) == len(triggers) == len(expected)
-    assert len(expected) > SHOPPERS // 3  # the history really abandons carts
+    assert kafka.read_json(collector_dlq) == []
+    assert (missing[:5], extra[:5]) == ([], [])
+    assert duplicates == 0
+    assert len(triggers) == len(expected) > SHOPPERS // 3  # the history really abandons carts

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.support.cart_model import ModelPolicy, ModelTrigger, expected_triggers
+from demo.cart_model import ModelPolicy, ModelTrigger, expected_triggers
 from tests.support.collector import own_collector
 from tests.support.events import DAY, HOUR, SECOND, iso, product_added, product_removed
 from tests.support.jobs import job_config, running_job, wait_for

@@ -4,7 +4,7 @@ Hypothesis draws multi-day histories for a few shoppers (some fill a cart in a b
 some buy, some come back), duplicates some events, shuffles their arrival within the lateness bound and
 interleaves random watermarks that never make an event late. The pure login step (``udfs.identity.route``)
 and cart step (``udfs.cart``) run under a small stand-in for Flink's keyed timer service, and their triggers
-must be exactly those of the batch model in ``tests/support/cart_model.py``, written apart from ``udfs/``.
+must be exactly those of the batch model in ``demo/cart_model.py``, written apart from ``udfs/``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from tests.support.cart_model import ModelPolicy, ModelTrigger, expected_triggers
+from demo.cart_model import ModelPolicy, ModelTrigger, expected_triggers
 from tests.support.events import (
     BEGINNING,
     DAY,

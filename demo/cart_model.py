@@ -2,7 +2,8 @@
 
 It reads the records as they are on ``clickstream.events`` (Segment JSON with the collector's ``personId``),
 sorts each person's cart ops by event time and walks them, so it knows nothing of arrival order, watermarks,
-logs or timers. Tests compare the jobs' triggers with :func:`expected_triggers`.
+logs or timers. ``make demo`` prints the reminders it expects beside those the job fired, and the tests
+compare the jobs' triggers with :func:`expected_triggers` (so it must stay this plain: it is their oracle).
 
 The rule (README, "The cart abandonment job"):
 - a person's key is ``personId``, else ``userId``, else ``anonymousId``; a browser (``anonymousId``) is linked to a
