@@ -42,7 +42,8 @@ def parsed_events(
             log.info("%s has %d partitions: running with parallelism %d", topic, partitions, partitions)
             env.set_parallelism(partitions)
     raw = env.from_source(source, WatermarkStrategy.no_watermarks(), topic).uid("events-source")
-    parsed = raw.process(ParseEvents(stage=stage), output_type=PARSED_EVENT).uid("parse")
+    parse = ParseEvents(stage=stage, drop_heartbeats=kafka.bounded)  # a bounded run ends with its own watermark
+    parsed = raw.process(parse, output_type=PARSED_EVENT).uid("parse")
     watermarks = WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_millis(event_time.max_out_of_orderness))
     if not kafka.bounded:
         # A bounded replay needs no idleness (each partition ends with a final watermark), and with it a partition
