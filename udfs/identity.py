@@ -14,7 +14,8 @@ arrive for a linked device under its own id (sent before the collector learned t
 straight away.
 
 What is kept is bounded: only a device's own cart events, only while it is unlinked, from its newest order on
-(a purchase empties the cart, so nothing before it matters), at most ``max_events`` (the oldest go first).
+(a purchase empties the cart, so nothing before it matters, once the watermark has passed it and so any link
+still to come is later), at most ``max_events`` (the oldest go first).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from udfs.cart import CART_EVENTS, CART_TRANSFERRED, ORDER_COMPLETED
+from udfs.cart import CART_EVENTS, CART_TRANSFERRED, NO_WATERMARK, ORDER_COMPLETED
 from udfs.events import MERGED_FIELD, ClickEvent
 
 __all__ = ["DeviceState", "Routed", "resolved_already", "route"]
@@ -84,7 +85,7 @@ def resolved_already(event: ClickEvent) -> bool:
 
 
 def route(
-    state: DeviceState | None, event: ClickEvent, payload: str, max_events: int
+    state: DeviceState | None, event: ClickEvent, payload: str, max_events: int, watermark_ms: int = NO_WATERMARK
 ) -> tuple[DeviceState | None, list[Routed]]:
     """Where one event goes, and the device's state after it; ``state`` is never mutated.
 
@@ -92,6 +93,9 @@ def route(
     the link stay in the device's cart (which a transfer at the link closes) and join the person's cart at the
     link; those after it are the person's. An event that arrives after the link but is older than it goes both
     ways, with the transfer marker again (the cart drops a duplicate marker).
+
+    :param watermark_ms: the step's current watermark: a link still to come is after it, so only a reset at or
+        before it makes the events before that reset irrelevant to the cart the link moves.
     """
     device = event.device_id
     user = event.links_to
@@ -112,7 +116,7 @@ def route(
         return state, [Routed(person, event.event_time_ms, _relabelled(payload, person))]
     if not _is_cart_event(event):
         return state, [as_is]
-    return _remembered(state, event, payload, max_events), [as_is]
+    return _remembered(state, event, payload, max_events, watermark_ms), [as_is]
 
 
 def _is_cart_event(event: ClickEvent) -> bool:
@@ -126,11 +130,15 @@ def _to_person(person: str, link_ms: int, device: str, event_time_ms: int, paylo
     return Routed(person, link_ms, _relabelled(payload, person, {"at_ms": link_ms, "from": device}))
 
 
-def _remembered(state: DeviceState | None, event: ClickEvent, payload: str, max_events: int) -> DeviceState:
-    """The state with one more pending cart event; a reset makes every older one irrelevant."""
+def _remembered(
+    state: DeviceState | None, event: ClickEvent, payload: str, max_events: int, watermark_ms: int
+) -> DeviceState:
+    """The state with one more pending cart event. A reset behind the watermark makes every older one
+    irrelevant: the link that moves the cart is later still. (A newer reset may be at or after that link, and
+    the cart the link moves is made of the events before the link, the reset's predecessors included.)"""
     is_reset = event.name == ORDER_COMPLETED
     pending = [*(state.pending if state else ()), [event.event_time_ms, event.message_id, is_reset, payload]]
-    newest_reset = max((p[:2] for p in pending if p[2]), default=None)
+    newest_reset = max((p[:2] for p in pending if p[2] and p[0] <= watermark_ms), default=None)
     if newest_reset is not None:
         pending = [p for p in pending if p[:2] >= newest_reset]
     dropped = state.dropped if state else 0

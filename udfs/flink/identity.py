@@ -43,7 +43,8 @@ class FollowLogins(KeyedProcessFunction):
             return
         raw = self.device.value()
         before = DeviceState.from_dict(json.loads(raw)) if raw else None
-        after, routed = route(before, event, value[2], self.max_events)
+        watermark = ctx.timer_service().current_watermark()
+        after, routed = route(before, event, value[2], self.max_events, watermark)
         if after is not before:
             self._save(before, after)
         for r in routed:

@@ -57,7 +57,7 @@ class Job:
     def event(self, doc: Mapping[str, Any]) -> None:
         payload = as_json(doc).decode()
         event = parse_event(payload)
-        device_state, routed = route(self.devices.get(event.device_id), event, payload, max_events=256)
+        device_state, routed = route(self.devices.get(event.device_id), event, payload, 256, self.watermark)
         self.devices[event.device_id] = device_state
         for row in routed:
             self._cart_event(row.person_id, event.event_time_ms, row.payload)
