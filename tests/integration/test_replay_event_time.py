@@ -96,7 +96,7 @@ def collector(sandbox, kafka, run_id: str, tmp_path: Path) -> Iterator[tuple[Col
 
 def test_a_full_speed_replay_through_the_collector_gives_the_batch_models_triggers(collector, kafka, run_id):
     collector, topic, dlq = collector
-    docs = generated_history(seed=len(run_id), run_id=run_id)
+    docs = generated_history(seed=_seed(run_id), run_id=run_id)
     # As in a topic a live collector beats on: heartbeats stamped now, before the replay's month-old events.
     # A bounded run drops them (it ends with its own final watermark), so none of the replay turns late.
     now_ms = int(time.time() * 1000)
@@ -136,7 +136,7 @@ def test_a_replay_killed_halfway_and_restored_from_its_checkpoint_gives_the_batc
     """The same kind of history, the job as its own process: SIGKILL once it has fired some reminders and taken
     two checkpoints, the rest of the history sent while it is down, then restored from the last checkpoint."""
     collector, topic, dlq = collector
-    docs = generated_history(seed=len(run_id) + 1, run_id=run_id)
+    docs = generated_history(seed=_seed(run_id), run_id=run_id)
     middle = len(docs) // 2
     # After the history, clicks on every partition 30 days later: the watermark passes every reminder the model
     # owes (the last are due a cooldown of 7 days and a day after the history).
@@ -180,6 +180,13 @@ def test_a_replay_killed_halfway_and_restored_from_its_checkpoint_gives_the_batc
     _assert_the_models_triggers("replay with a crash", kafka, on_topic, topics, dlq)
 
 
+def _seed(run_id: str) -> int:
+    """A new history every run (the failure message names the seed, to replay it with ``generated_history``)."""
+    seed = int(run_id, 16)
+    print(f"history seed {seed}")
+    return seed
+
+
 def _send(collector: CollectorClient, docs: list[dict[str, Any]]) -> None:
     for start in range(0, len(docs), BATCH):
         answer = collector.post("batch", {"batch": docs[start : start + BATCH]})
@@ -220,6 +227,6 @@ def _assert_the_models_triggers(
     )
     assert kafka.read_json(topics["dead_letter"]) == []
     assert kafka.read_json(collector_dlq) == []
-    assert (missing[:5], extra[:5]) == ([], [])
+    assert (missing[:5], extra[:5]) == ([], []), f"{len(missing)} missing, {len(extra)} extra (seed printed above)"
     assert duplicates == 0
     assert len(triggers) == len(expected) > SHOPPERS // 3  # the history really abandons carts

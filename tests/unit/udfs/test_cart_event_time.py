@@ -170,7 +170,7 @@ policies = st.builds(
 )
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data(), docs=history(), shape=policies, bound_ms=st.sampled_from([0, HOUR, 6 * HOUR, DAY]))
 def test_any_arrival_and_watermark_schedule_gives_the_batch_models_triggers(data, docs, shape, bound_ms):
     delays, cooldown, max_reminders = shape

@@ -125,7 +125,7 @@ def arrival(draw: st.DrawFn, docs: list[dict[str, Any]], bound_ms: int) -> list[
     return steps
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data(), docs=browsing(), bound_ms=st.sampled_from([0, 10 * MINUTE, 2 * GAP_MS, 4 * 60 * MINUTE]))
 def test_any_arrival_and_watermark_schedule_gives_the_batch_models_session_triggers(data, docs, bound_ms):
     step = IntentStep()
