@@ -253,7 +253,10 @@ class Collector:
         for event in events:
             person = event.user_id or resolved.get(event.anonymous_id or "") or event.anonymous_id or ""
             value = json.dumps({**event.doc, "personId": person}, separators=(",", ":")).encode("ascii")
-            records.append(OutgoingRecord(key=person.encode("utf-8", errors="surrogatepass"), value=value))
+            key = person.encode("utf-8", errors="surrogatepass")
+            records.append(
+                OutgoingRecord(key, value, event_time_ms=event.event_time_ms, received_at_ms=event.received_at_ms)
+            )
         return records
 
     async def _await_deliveries(

@@ -48,10 +48,10 @@ from typing import Protocol, runtime_checkable
 
 from collector.clients.base import DeliveryListener, OutgoingRecord
 from collector.config import CollectorSettings
-from collector.errors import BackendUnavailable, Rejected
+from collector.errors import BackendUnavailable
 from collector.event_clock import Beat, EventClock, SavedClock
 from collector.metrics import CollectorMetrics
-from collector.timestamps import format_ms, parse_iso_ms
+from collector.timestamps import format_ms
 from udfs.events import HEARTBEAT_TYPE  # the jobs read the same type name
 
 __all__ = [
@@ -188,9 +188,9 @@ class Heartbeats:
 
     def delivered(self, topic: str, partition: int, record: OutgoingRecord) -> None:
         """The broker acknowledged ``record``; events (keyed, on the events topic) feed the clock."""
-        if topic != self.options.topic or record.key is None:
+        if topic != self.options.topic or record.event_time_ms is None:
             return
-        self.clock.produced(partition, *_event_times(record.value))
+        self.clock.produced(partition, record.event_time_ms, record.received_at_ms)
 
     def start(self) -> None:
         log.info(
@@ -304,21 +304,3 @@ class Heartbeats:
         for backend in (self._worked - self._failures.keys()) & self._down:
             self._down.discard(backend)
             log.info("heartbeats: %s is back", backend)
-
-
-def _event_times(value: bytes) -> tuple[int | None, int | None]:
-    """An event record's corrected ``timestamp`` and its ``receivedAt``, epoch ms (``None`` when unreadable)."""
-    try:
-        doc = json.loads(value)
-    except ValueError:
-        return None, None
-    if not isinstance(doc, dict):
-        return None, None
-    return _iso_ms(doc.get("timestamp")), _iso_ms(doc.get("receivedAt"))
-
-
-def _iso_ms(value: object) -> int | None:
-    try:
-        return parse_iso_ms("", value)
-    except Rejected:
-        return None

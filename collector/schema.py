@@ -50,6 +50,9 @@ class CollectedEvent:
     :param doc: the normalized record, without ``personId``.
     :param deviations: how a track call's E-commerce properties deviate from the spec (all of them, even past
         :data:`MAX_MARKED`), for the metric.
+    :param event_time_ms: the corrected ``timestamp``, epoch ms, for the heartbeats' event clock
+        (:mod:`collector.event_clock`).
+    :param received_at_ms: ``receivedAt``, epoch ms, likewise.
     """
 
     index: int
@@ -61,6 +64,8 @@ class CollectedEvent:
     link: tuple[str, str] | None
     doc: dict[str, Any]
     deviations: tuple[Deviation, ...] = ()
+    event_time_ms: int | None = None
+    received_at_ms: int | None = None
 
 
 def normalize(
@@ -124,6 +129,8 @@ def normalize(
         link=link,
         doc=doc,
         deviations=deviations,
+        event_time_ms=when.timestamp_ms,
+        received_at_ms=received_at_ms,
     )
 
 

@@ -24,13 +24,16 @@ class OutgoingRecord:
     """One Kafka record: the key picks the partition (``personId`` for events).
 
     ``partition`` places it explicitly instead, and ``timestamp_ms`` sets its Kafka timestamp (default: when it
-    is produced); heartbeats use both (:mod:`collector.heartbeat`).
+    is produced); heartbeats use both (:mod:`collector.heartbeat`). An event's record also carries its event
+    time and arrival (epoch ms), which the heartbeats' event clock reads once the broker has it.
     """
 
     key: bytes | None
     value: bytes
     partition: int | None = None
     timestamp_ms: int | None = None
+    event_time_ms: int | None = None
+    received_at_ms: int | None = None
 
 
 #: ``listener(topic, partition, record)``, called in the event loop when the broker acknowledged ``record``.

@@ -57,7 +57,7 @@ class PlacingProducer:
 
     def event_landed(self, partition: int, event_ms: int, received_ms: int, topic: str = TOPIC) -> None:
         value = {"type": "track", "timestamp": format_ms(event_ms), "receivedAt": format_ms(received_ms)}
-        record = OutgoingRecord(key=b"ann", value=json.dumps(value).encode())
+        record = OutgoingRecord(b"ann", json.dumps(value).encode(), event_time_ms=event_ms, received_at_ms=received_ms)
         for listener in self.listeners:
             listener(topic, partition, record)
 
