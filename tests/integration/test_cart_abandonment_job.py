@@ -6,12 +6,10 @@ import json
 
 import pytest
 
-from connectors.kafka import kafka_sink, kafka_source
-from jobs.cart_abandonment import DEFAULT_CONFIG, build, policy_from
-from jobs.config import CartAbandonmentConfig, load_config
-from jobs.flink_env import make_env
-from jobs.runner import JobSinks
+from jobs.cart_abandonment import policy_from
+from jobs.config import CartAbandonmentConfig
 from tests.support.events import BEGINNING, HOUR, MINUTE, anonymous, as_json, login, order_completed, product_added
+from tests.support.jobs import bounded_cart_config, run_cart_job
 from udfs.cart import apply_event
 from udfs.events import parse_event
 
@@ -19,31 +17,12 @@ pytestmark = pytest.mark.integration
 
 
 def _config(run_id: str) -> CartAbandonmentConfig:
-    cfg = load_config(DEFAULT_CONFIG, CartAbandonmentConfig, {"kafka.bounded": True})
-    return cfg.model_copy(
-        update={
-            "job_name": f"cart-test-{run_id}",
-            "kafka": cfg.kafka.model_copy(update={"group_id": f"cart-test-{run_id}", "starting_offsets": "earliest"}),
-            "topics": cfg.topics.model_copy(
-                update={
-                    "events": f"events-{run_id}",
-                    "dead_letter": f"dlq-{run_id}",
-                    "triggers": f"triggers-{run_id}",
-                }
-            ),
-            "redis": cfg.redis.model_copy(update={"key_prefix": f"test-{run_id}:profile:"}),
-        }
-    )
+    topics = {"events": f"events-{run_id}", "dead_letter": f"dlq-{run_id}", "triggers": f"triggers-{run_id}"}
+    return bounded_cart_config(f"cart-test-{run_id}", topics)
 
 
 def _run(cfg: CartAbandonmentConfig) -> None:
-    env = make_env(cfg.job_name, {**cfg.flink, "parallelism.default": 2})
-    sinks = JobSinks(
-        triggers=kafka_sink(cfg.kafka, cfg.topics.triggers, exactly_once=True, transactional_id_prefix=cfg.job_name),
-        dead_letter=kafka_sink(cfg.kafka, cfg.topics.dead_letter, exactly_once=False, transactional_id_prefix=""),
-    )
-    build(env, cfg, kafka_source(cfg.kafka, cfg.topics.events), sinks)
-    env.execute(cfg.job_name)
+    run_cart_job(cfg, {"parallelism.default": 2})
 
 
 def test_carts_become_reminders_profiles_and_dead_letters(kafka, redis_client, run_id):

@@ -21,12 +21,9 @@ from typing import Any
 import pytest
 
 from collector.heartbeat import Heartbeat
-from connectors.kafka import kafka_sink, kafka_source
 from demo.cart_model import ModelPolicy, ModelTrigger, expected_triggers
-from jobs.cart_abandonment import DEFAULT_CONFIG, build
+from jobs.cart_abandonment import DEFAULT_CONFIG
 from jobs.config import CartAbandonmentConfig, load_config
-from jobs.flink_env import make_env
-from jobs.runner import JobSinks
 from tests.support.collector import CollectorClient, own_collector
 from tests.support.events import (
     BEGINNING,
@@ -41,7 +38,7 @@ from tests.support.events import (
     product_added,
     product_removed,
 )
-from tests.support.jobs import job_config, running_job, wait_for
+from tests.support.jobs import bounded_cart_config, job_config, run_cart_job, running_job, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -108,24 +105,9 @@ def test_a_full_speed_replay_through_the_collector_gives_the_batch_models_trigge
     on_topic = [doc for doc in map(json.loads, kafka.read_all(topic)) if doc.get("type") != "watermark"]
     assert len(on_topic) == len(docs)  # the collector itself writes no heartbeats here (see the fixture)
 
-    cfg = load_config(DEFAULT_CONFIG, CartAbandonmentConfig, {"kafka.bounded": True})
     topics = {"events": topic, "dead_letter": f"replay-jobdlq-{run_id}", "triggers": f"replay-triggers-{run_id}"}
     kafka.create_topics(topics["dead_letter"], topics["triggers"])
-    cfg = cfg.model_copy(
-        update={
-            "job_name": f"replay-{run_id}",
-            "kafka": cfg.kafka.model_copy(update={"group_id": f"replay-{run_id}", "starting_offsets": "earliest"}),
-            "topics": cfg.topics.model_copy(update=topics),
-            "redis": cfg.redis.model_copy(update={"key_prefix": f"replay-{run_id}:profile:"}),
-        }
-    )
-    env = make_env(cfg.job_name, cfg.flink)
-    sinks = JobSinks(
-        triggers=kafka_sink(cfg.kafka, topics["triggers"], exactly_once=True, transactional_id_prefix=cfg.job_name),
-        dead_letter=kafka_sink(cfg.kafka, topics["dead_letter"], exactly_once=False, transactional_id_prefix=""),
-    )
-    build(env, cfg, kafka_source(cfg.kafka, topic), sinks)
-    env.execute(cfg.job_name)
+    run_cart_job(bounded_cart_config(f"replay-{run_id}", topics))
 
     _assert_the_models_triggers("replay", kafka, on_topic, topics, dlq)
 

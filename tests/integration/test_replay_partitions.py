@@ -14,12 +14,8 @@ import time
 
 import pytest
 
-from connectors.kafka import kafka_sink, kafka_source
 from demo.clickstream import sample_clickstream
-from jobs.cart_abandonment import DEFAULT_CONFIG, build
-from jobs.config import CartAbandonmentConfig, load_config
-from jobs.flink_env import make_env
-from jobs.runner import JobSinks
+from tests.support.jobs import bounded_cart_config, run_cart_job
 
 pytestmark = pytest.mark.integration
 
@@ -28,28 +24,14 @@ DAY_MS = 86_400_000
 
 
 def test_a_replay_over_more_partitions_than_subtasks_loses_no_event(kafka, run_id):
-    cfg = load_config(DEFAULT_CONFIG, CartAbandonmentConfig, {"kafka.bounded": True})
     topics = {"events": f"replay-{run_id}", "dead_letter": f"replay-dlq-{run_id}", "triggers": f"replay-tr-{run_id}"}
-    cfg = cfg.model_copy(
-        update={
-            "job_name": f"replay-{run_id}",
-            "kafka": cfg.kafka.model_copy(update={"group_id": f"replay-{run_id}", "starting_offsets": "earliest"}),
-            "topics": cfg.topics.model_copy(update=topics),
-            "redis": cfg.redis.model_copy(update={"key_prefix": f"replay-{run_id}:profile:"}),
-        }
-    )
+    cfg = bounded_cart_config(f"replay-{run_id}", topics)
     kafka.create_topics(topics["events"], partitions=4)
     kafka.create_topics(topics["dead_letter"], topics["triggers"])
     events = sample_clickstream(SHOPPERS, run_id, int(time.time() * 1000) - 2 * DAY_MS)
     kafka.produce(topics["events"], events)  # dicts: keyed by userId, as the collector keys them
 
-    env = make_env(cfg.job_name, {**cfg.flink, "parallelism.default": 2})
-    sinks = JobSinks(
-        triggers=kafka_sink(cfg.kafka, topics["triggers"], exactly_once=True, transactional_id_prefix=cfg.job_name),
-        dead_letter=kafka_sink(cfg.kafka, topics["dead_letter"], exactly_once=False, transactional_id_prefix=""),
-    )
-    build(env, cfg, kafka_source(cfg.kafka, topics["events"]), sinks)
-    env.execute(cfg.job_name)
+    run_cart_job(cfg, {"parallelism.default": 2})
 
     dead = kafka.read_json(topics["dead_letter"])
     assert [(d["error"], json.loads(d["payload"]).get("timestamp")) for d in dead] == []

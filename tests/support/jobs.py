@@ -15,6 +15,12 @@ from typing import Any
 import pytest
 import yaml
 
+from connectors.kafka import kafka_sink, kafka_source
+from jobs.cart_abandonment import DEFAULT_CONFIG as CART_CONFIG
+from jobs.cart_abandonment import build as build_cart_job
+from jobs.config import CartAbandonmentConfig, load_config
+from jobs.flink_env import make_env
+from jobs.runner import JobSinks
 from sandbox.process import process_environment
 from sandbox.settings import PROJECT_ROOT
 
@@ -94,3 +100,27 @@ def log_errors(log: Path, lines: int = 30) -> str:
             text = path.read_text(errors="replace").splitlines()
             found += [f"{path.name}: {line}" for line in text if "ERROR" in line or "Exception" in line]
     return "\n".join(found[-lines:]) or f"(no error lines in {log})"
+
+
+def bounded_cart_config(name: str, topics: dict[str, str]) -> CartAbandonmentConfig:
+    """The shipped cart job's config, bounded, on this test's topics, group and Redis prefix."""
+    cfg = load_config(CART_CONFIG, CartAbandonmentConfig, {"kafka.bounded": True})
+    return cfg.model_copy(
+        update={
+            "job_name": name,
+            "kafka": cfg.kafka.model_copy(update={"group_id": name, "starting_offsets": "earliest"}),
+            "topics": cfg.topics.model_copy(update=topics),
+            "redis": cfg.redis.model_copy(update={"key_prefix": f"{name}:profile:"}),
+        }
+    )
+
+
+def run_cart_job(cfg: CartAbandonmentConfig, flink: dict[str, Any] | None = None) -> None:
+    """The cart job's ``build()`` on an embedded cluster in this process, to the end of its bounded input."""
+    env = make_env(cfg.job_name, {**cfg.flink, **(flink or {})})
+    sinks = JobSinks(
+        triggers=kafka_sink(cfg.kafka, cfg.topics.triggers, exactly_once=True, transactional_id_prefix=cfg.job_name),
+        dead_letter=kafka_sink(cfg.kafka, cfg.topics.dead_letter, exactly_once=False, transactional_id_prefix=""),
+    )
+    build_cart_job(env, cfg, kafka_source(cfg.kafka, cfg.topics.events), sinks)
+    env.execute(cfg.job_name)

@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from demo.cart_model import ModelPolicy, ModelTrigger, expected_triggers
+from tests.support.arrivals import arrivals
 from tests.support.events import (
     BEGINNING,
     DAY,
@@ -38,7 +39,6 @@ from udfs.identity import DeviceState, route
 
 GRID_MS = 10 * MINUTE  # event times on a grid, so ties (an op exactly at a due time) happen often
 PRODUCTS = ("shoe", "hat", "sock")
-END_OF_TIME = 2**62
 
 
 @dataclass
@@ -140,24 +140,6 @@ def history(draw: st.DrawFn) -> list[dict[str, Any]]:
     return docs + [docs[i] for i in duplicated]
 
 
-@st.composite
-def arrival(draw: st.DrawFn, docs: list[dict[str, Any]], bound_ms: int) -> list[tuple[str, Any]]:
-    """The events in an order where none arrives more than ``bound_ms`` after a later one, with watermarks
-    in between that never pass an event still to come (so nothing is late)."""
-    jitter = [draw(st.integers(0, bound_ms)) for _ in docs]
-    order = sorted(range(len(docs)), key=lambda i: (_time(docs[i]) + jitter[i], i))
-    steps: list[tuple[str, Any]] = []
-    watermark = -(2**63)
-    for position, i in enumerate(order):
-        still_to_come = min(_time(docs[j]) for j in order[position:])
-        if draw(st.booleans()) and still_to_come - 1 > watermark:
-            watermark = draw(st.integers(max(watermark, still_to_come - 2 * DAY), still_to_come - 1))
-            steps.append(("watermark", watermark))
-        steps.append(("event", docs[i]))
-    steps.append(("watermark", END_OF_TIME))
-    return steps
-
-
 def _time(doc: Mapping[str, Any]) -> int:
     return parse_event(as_json(doc)).event_time_ms
 
@@ -182,7 +164,7 @@ def test_any_arrival_and_watermark_schedule_gives_the_batch_models_triggers(data
     )
     job = Job(policy)
 
-    for kind, step in data.draw(arrival(docs, bound_ms)):
+    for kind, step in data.draw(arrivals(docs, _time, bound_ms, lookback_ms=2 * DAY)):
         job.event(step) if kind == "event" else job.advance(step)
 
     expected = expected_triggers(docs, ModelPolicy(delays, cooldown, max_reminders))

@@ -18,6 +18,7 @@ from typing import Any
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from tests.support.arrivals import arrivals
 from tests.support.events import BEGINNING, MINUTE, as_json, category_page_viewed, product_added, product_viewed
 from udfs.events import parse_event
 from udfs.intent import BrowsePolicy, IntentWeights, session_end_triggers, summarize
@@ -26,7 +27,6 @@ from udfs.sessions import PendingEvent, close_until, join
 GAP_MS = 30 * MINUTE
 WEIGHTS = IntentWeights()
 POLICY = BrowsePolicy(min_product_views=2, min_category_views=3, high_intent_threshold=40.0)
-END_OF_TIME = 2**62
 
 Trigger = tuple[str, str, int]  # (trigger id, type, fired at)
 
@@ -108,21 +108,8 @@ def browsing(draw: st.DrawFn) -> list[dict[str, Any]]:
     return docs + [docs[i] for i in duplicated]
 
 
-@st.composite
-def arrival(draw: st.DrawFn, docs: list[dict[str, Any]], bound_ms: int) -> list[tuple[str, Any]]:
-    """Arrival within ``bound_ms`` of event-time order, with watermarks that never pass an event still to come."""
-    times = [parse_event(as_json(doc)).event_time_ms for doc in docs]
-    order = sorted(range(len(docs)), key=lambda i: (times[i] + draw(st.integers(0, bound_ms)), i))
-    steps: list[tuple[str, Any]] = []
-    watermark = -(2**63)
-    for position, i in enumerate(order):
-        still_to_come = min(times[j] for j in order[position:])
-        if draw(st.booleans()) and still_to_come - 1 > watermark:
-            watermark = draw(st.integers(max(watermark, still_to_come - 4 * GAP_MS), still_to_come - 1))
-            steps.append(("watermark", watermark))
-        steps.append(("event", docs[i]))
-    steps.append(("watermark", END_OF_TIME))
-    return steps
+def _time(doc: Mapping[str, Any]) -> int:
+    return parse_event(as_json(doc)).event_time_ms
 
 
 @settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -130,7 +117,7 @@ def arrival(draw: st.DrawFn, docs: list[dict[str, Any]], bound_ms: int) -> list[
 def test_any_arrival_and_watermark_schedule_gives_the_batch_models_session_triggers(data, docs, bound_ms):
     step = IntentStep()
 
-    for kind, value in data.draw(arrival(docs, bound_ms)):
+    for kind, value in data.draw(arrivals(docs, _time, bound_ms, lookback_ms=4 * GAP_MS)):
         step.event(value) if kind == "event" else step.advance(value)
 
     expected = batch_model(docs)
