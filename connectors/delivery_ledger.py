@@ -2,11 +2,13 @@
 
 Key layout (``<p>`` is the configured prefix, ``delivery:`` by default)::
 
-    <p>claim:<trigger_id>    string, JSON {state: sending|sent|failed, provider, message_id, at_ms}
+    <p>claim:<trigger_id>    string, JSON {state: sending|sent|failed|uncertain, provider, message_id, at_ms,
+                             reason}
                              kept for ``claim_ttl`` (longer than any replay window): the at-most-once guard
     <p>sends:<person_id>     sorted set of send times (ms), for frequency caps; trimmed to the cap window
     <p>suppressed            set of lower-cased email addresses that must not be mailed
     <p>suppressed:reasons    hash email → JSON {reason, source, at_ms}
+    <p>provider-problem:<provider>   string, the problem, while one instance of the job has reported it
 """
 
 from __future__ import annotations
@@ -23,31 +25,45 @@ from connectors.redis import DEFAULT_REDIS_TIMEOUT_S, translate_redis_errors
 
 __all__ = ["Claim", "DeliveryLedger"]
 
-ClaimState = Literal["sending", "sent", "failed"]
+ClaimState = Literal["sending", "sent", "failed", "uncertain"]
 
 
 @dataclass(frozen=True)
 class Claim:
-    """A trigger's record in the ledger; ``provider`` is the one being (or that was) called."""
+    """A trigger's record in the ledger; ``provider`` is the one being (or that was) called.
+
+    ``state`` other than ``sending`` is the trigger's final outcome (a delivery status), ``reason`` its reason: after
+    a crash that lost the outcome's record, the record is written again from here.
+    """
 
     state: ClaimState
     provider: str | None
     message_id: str | None
     at_ms: int
+    reason: str | None = None
 
     def to_json(self) -> str:
         return json.dumps(
-            {"state": self.state, "provider": self.provider, "message_id": self.message_id, "at_ms": self.at_ms}
+            {
+                "state": self.state,
+                "provider": self.provider,
+                "message_id": self.message_id,
+                "at_ms": self.at_ms,
+                "reason": self.reason,
+            }
         )
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> Claim:
         data = json.loads(raw)
-        return cls(data["state"], data.get("provider"), data.get("message_id"), int(data["at_ms"]))
+        return cls(data["state"], data.get("provider"), data.get("message_id"), int(data["at_ms"]), data.get("reason"))
 
 
 class DeliveryLedger:
-    def __init__(self, url: str, prefix: str = "delivery:", claim_ttl_ms: int = 30 * 86_400_000) -> None:
+    #: how long a claim is kept: longer than any replay of the triggers topic
+    CLAIM_TTL_MS = 30 * 86_400_000
+
+    def __init__(self, url: str, prefix: str = "delivery:", claim_ttl_ms: int = CLAIM_TTL_MS) -> None:
         self.url = url
         self.prefix = prefix
         self.claim_ttl_ms = claim_ttl_ms
@@ -93,6 +109,17 @@ class DeliveryLedger:
             # redis-py types replies as Awaitable | Any (sync and async clients share stubs); ours is sync
             raw = cast(bytes | None, self.client.get(f"{self.prefix}claim:{trigger_id}"))
         return Claim.from_json(raw) if raw else None
+
+    # provider problems: said once by the whole job, not once per parallel instance -------------------
+
+    def first_to_report(self, provider: str, problem: str | None, hold_ms: int) -> bool:
+        """Whether this caller is the first to report ``problem`` (None: the problem is over) for ``provider``
+        within ``hold_ms``; the others stay quiet."""
+        key = f"{self.prefix}provider-problem:{provider}"
+        with translate_redis_errors(f"noting a problem of {provider}"):
+            if problem is None:
+                return bool(self.client.delete(key))
+            return bool(self.client.set(key, problem, nx=True, px=hold_ms))
 
     # frequency caps -------------------------------------------------------------------------------
 

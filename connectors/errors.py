@@ -5,12 +5,21 @@
     PipelineError
     └── ConnectorError
         ├── TransientError      safe to retry (timeouts, connection refused, overload)
-        └── PermanentError      retrying will not help (bad credentials, rejected request)
+        │   ├── OutcomeUnknown       the request went out and no answer says what became of it: ask first
+        │   └── CredentialsRejected  the other side refused our key: no call with it will work until fixed
+        └── PermanentError      retrying will not help (a rejected request)
 """
 
 from __future__ import annotations
 
-__all__ = ["ConnectorError", "PermanentError", "PipelineError", "TransientError"]
+__all__ = [
+    "ConnectorError",
+    "CredentialsRejected",
+    "OutcomeUnknown",
+    "PermanentError",
+    "PipelineError",
+    "TransientError",
+]
 
 
 class PipelineError(Exception):
@@ -27,6 +36,16 @@ class TransientError(ConnectorError):
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class OutcomeUnknown(TransientError):
+    """The request reached the other side, then a timeout, a reset connection or a 5xx: it may have been acted
+    on. Repeating it could do it twice, so the caller first asks whether it was (delivery: reconciliation)."""
+
+
+class CredentialsRejected(TransientError):
+    """The other side refused the credential itself (401/403, Mandrill's ``Invalid_Key``, SMTP 535): every call
+    with it fails until someone fixes it, so it is a fault of the connection, not of the record being sent."""
 
 
 class PermanentError(ConnectorError):

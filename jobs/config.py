@@ -274,6 +274,7 @@ class ProviderSettings(_Section):
 
     primary: ProviderName = "sendgrid"
     fallbacks: list[ProviderName] = Field(default_factory=list)
+    timeout: DurationMs = Field(10_000, gt=0, description="connect and answer timeout of every provider call")
     sendgrid: SendGridSettings = SendGridSettings()
     mailchimp: MailchimpSettings = MailchimpSettings()
     smtp: SmtpSettings = SmtpSettings()
@@ -296,6 +297,9 @@ class RetrySettings(_Section):
     defer_initial: DurationMs = 60_000
     defer_max: DurationMs = 3_600_000
     give_up_after: DurationMs = 2 * 86_400_000
+    reconcile_after: DurationMs = Field(
+        30_000, description="after a send whose outcome is unknown (timeout, 5xx): ask the provider after this long"
+    )
 
 
 class GuardrailSettings(_Section):

@@ -45,15 +45,15 @@ def build(
 
 def main(argv: list[str] | None = None) -> None:
     from connectors.kafka import kafka_sink, kafka_source
-    from jobs.flink_env import make_env
-    from jobs.runner import load_job_config
+    from jobs.runner import launch_env, parse_launch
 
-    cfg = load_job_config(argv, __doc__, DEFAULT_CONFIG, DeliveryConfig)
+    launch = parse_launch(argv, __doc__, DEFAULT_CONFIG, DeliveryConfig)
+    cfg = launch.cfg
     # The operator reads templates and the catalog where it runs: send it absolute paths (README, "Running
     # on a Flink cluster").
     catalog = str(Path(cfg.catalog_file).resolve()) if cfg.catalog_file else None
     cfg = cfg.model_copy(update={"templates_dir": str(Path(cfg.templates_dir).resolve()), "catalog_file": catalog})
-    env = make_env(cfg.job_name, cfg.flink)
+    env = launch_env(cfg.job_name, cfg.flink, launch)
     deliveries = kafka_sink(cfg.kafka, cfg.topics.deliveries, exactly_once=True, transactional_id_prefix=cfg.job_name)
     dead_letter = kafka_sink(cfg.kafka, cfg.topics.dead_letter, exactly_once=False, transactional_id_prefix="")
     build(env, cfg, kafka_source(cfg.kafka, cfg.topics.triggers), deliveries, dead_letter)

@@ -16,7 +16,7 @@ from pathlib import Path
 from pyflink.common import Configuration
 from pyflink.datastream import StreamExecutionEnvironment
 
-__all__ = ["connector_jars", "make_env"]
+__all__ = ["connector_jars", "make_env", "state_options"]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 _DEFAULT_JARS_DIR = PROJECT_ROOT / ".sandbox" / "jars" / "flink"
@@ -41,6 +41,18 @@ def connector_jars() -> list[Path]:
     return jars
 
 
+def state_options(job_name: str, options: Mapping[str, object]) -> dict[str, str]:
+    """Where the job keeps its checkpoints and savepoints, and that they outlive a cancel: one folder pair
+    per job (jobs/recovery.py resumes from them), the job config's ``flink:`` section winning."""
+    state = PROJECT_ROOT / ".sandbox"
+    defaults = {
+        "execution.checkpointing.dir": (state / "checkpoints" / job_name).as_uri(),
+        "execution.checkpointing.savepoint-dir": (state / "savepoints" / job_name).as_uri(),
+        "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
+    }
+    return {key: _flink_value(options.get(key, value)) for key, value in defaults.items()}
+
+
 def make_env(job_name: str, options: Mapping[str, object]) -> StreamExecutionEnvironment:
     """An environment for ``job_name`` with ``options`` (raw Flink keys) on top of our defaults."""
     conf = Configuration()
@@ -48,7 +60,7 @@ def make_env(job_name: str, options: Mapping[str, object]) -> StreamExecutionEnv
         "python.executable": sys.executable,
         "pipeline.name": job_name,
         "pipeline.jars": ";".join(j.resolve().as_uri() for j in connector_jars()),  # empty: none to add
-        "execution.checkpointing.dir": (PROJECT_ROOT / ".sandbox" / "checkpoints" / job_name).as_uri(),
+        **state_options(job_name, options),
     }
     if not defaults["pipeline.jars"]:
         del defaults["pipeline.jars"]

@@ -148,6 +148,8 @@ class DeliveryRecord:
     :param decided_at_ms: wall-clock time of the decision (epoch ms), not event time.
     :param send_after_ms: for ``"deferred"``: the earliest moment to try again (epoch ms).
     :param detail: free text for people, e.g. the provider's answer; never parsed.
+    :param recovered: the decision was made before a crash, whose record was lost with it; this is that record,
+        written again from the delivery ledger (the email, if any, went out once, before the crash).
     """
 
     trigger_id: str
@@ -164,6 +166,7 @@ class DeliveryRecord:
     attempt: int = 0
     send_after_ms: int | None = None
     detail: str | None = None
+    recovered: bool = False
 
     def __post_init__(self) -> None:
         if self.status not in DELIVERY_STATUSES:
@@ -185,6 +188,12 @@ class DeliveryRecord:
             decided_at_ms=decided_at_ms,
             **rest,
         )
+
+    @property
+    def is_final(self) -> bool:
+        """The trigger's one final outcome: anything but ``deferred`` (progress) and ``duplicate`` (a note that
+        the trigger came in again after its outcome was recorded)."""
+        return self.status != "deferred" and self.reason != "duplicate"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -3,7 +3,9 @@
 Contract: https://mailchimp.com/developer/transactional/api/messages/send-new-message/ — the key is the
 ``key`` field of the body; 200 with one ``{email, status, reject_reason, _id}`` per recipient; errors
 are ``{"status": "error", "code", "name", "message"}``, sent with HTTP 500 even when they are the
-caller's fault, so the ``name`` decides: ``GeneralError``/``ServiceUnavailable`` are worth retrying.
+caller's fault, so the ``name`` decides: ``GeneralError``/``ServiceUnavailable`` are worth retrying (after a
+send, only once ``messages/search`` says the message is not there: :class:`~connectors.errors.OutcomeUnknown`),
+``Invalid_Key`` means the key itself is refused.
 """
 
 from __future__ import annotations
@@ -12,13 +14,14 @@ from typing import Any
 
 import requests
 
-from connectors.errors import PermanentError, TransientError
-from connectors.esp.http import retry_after_seconds
+from connectors.errors import CredentialsRejected, OutcomeUnknown, PermanentError, TransientError
+from connectors.esp.http import network_error, retry_after_seconds
 from connectors.esp.message import DEFAULT_HTTP_TIMEOUT_S, EmailMessage, SendResult, http_error_detail
 
 __all__ = ["MailchimpProvider"]
 
 _RETRYABLE_ERRORS = {"GeneralError", "ServiceUnavailable"}
+_KEY_ERRORS = {"Invalid_Key"}
 _ACCEPTED = {"sent", "queued", "scheduled"}
 
 
@@ -51,12 +54,11 @@ class MailchimpProvider:
         return {"key": self.api_key, "message": payload}
 
     def _call(self, path: str, body: dict[str, Any]) -> Any:
+        url = f"{self.base_url}{path}"
         try:
-            answer = self._session.post(f"{self.base_url}{path}", json=body, timeout=self.timeout_s)
-        except requests.Timeout as exc:
-            raise TransientError(f"mailchimp: no answer within {self.timeout_s} s") from exc
-        except requests.ConnectionError as exc:
-            raise TransientError(f"mailchimp: cannot connect: {exc}") from exc
+            answer = self._session.post(url, json=body, timeout=self.timeout_s)
+        except requests.RequestException as exc:
+            raise network_error(self.name, url, exc, self.timeout_s) from exc
         if answer.ok:
             return answer.json()
         detail = http_error_detail(answer.status_code, answer.text)
@@ -64,12 +66,13 @@ class MailchimpProvider:
             error_name = answer.json().get("name")
         except ValueError:
             error_name = None
-        if (
-            answer.status_code == 429
-            or error_name in _RETRYABLE_ERRORS
-            or (error_name is None and answer.status_code >= 500)
-        ):
-            raise TransientError(f"mailchimp: {detail}", retry_after=retry_after_seconds(answer.headers))
+        hint = retry_after_seconds(answer.headers)
+        if answer.status_code == 429:
+            raise TransientError(f"mailchimp: {detail}", retry_after=hint)
+        if error_name in _KEY_ERRORS:
+            raise CredentialsRejected(f"mailchimp refused the key: {detail}")
+        if error_name in _RETRYABLE_ERRORS or (error_name is None and answer.status_code >= 500):
+            raise OutcomeUnknown(f"mailchimp: {detail}", retry_after=hint)
         raise PermanentError(f"mailchimp refused the message: {detail}", detail=detail)
 
     def send(self, message: EmailMessage) -> SendResult:

@@ -28,12 +28,13 @@ def _secret(variable: str | None, provider: str, required: bool = True) -> str |
 
 
 def _build(name: str, settings: ProviderSettings) -> EmailProvider:
+    timeout_s = settings.timeout / 1000
     if name == "sendgrid":
         key = _secret(settings.sendgrid.api_key_env, name) or ""
-        return SendGridProvider(key, settings.sendgrid.base_url)
+        return SendGridProvider(key, settings.sendgrid.base_url, timeout_s)
     if name == "mailchimp":
         key = _secret(settings.mailchimp.api_key_env, name) or ""
-        return MailchimpProvider(key, settings.mailchimp.base_url)
+        return MailchimpProvider(key, settings.mailchimp.base_url, timeout_s)
     if name == "smtp":
         smtp = settings.smtp
         return SmtpProvider(
@@ -43,9 +44,10 @@ def _build(name: str, settings: ProviderSettings) -> EmailProvider:
             _secret(smtp.password_env, name, required=False),
             starttls=smtp.starttls,
             verify_tls=smtp.verify_tls,
+            timeout_s=timeout_s,
         )
     secret = _secret(settings.webhook.secret_env, name) or ""
-    return WebhookProvider(settings.webhook.url, secret)
+    return WebhookProvider(settings.webhook.url, secret, timeout_s)
 
 
 def build_providers(settings: ProviderSettings) -> list[EmailProvider]:

@@ -11,7 +11,7 @@ from typing import Any
 
 import requests
 
-from connectors.errors import PermanentError, TransientError
+from connectors.errors import CredentialsRejected, OutcomeUnknown, PermanentError, TransientError
 from connectors.esp.http import post
 from connectors.esp.message import DEFAULT_HTTP_TIMEOUT_S, EmailMessage, SendResult
 
@@ -57,7 +57,7 @@ class SendGridProvider:
             timeout_s=self.timeout_s,
         )
         if answer.status_code != 202:
-            raise TransientError(f"sendgrid: expected 202 Accepted, got {answer.status_code}")
+            raise OutcomeUnknown(f"sendgrid: expected 202 Accepted, got {answer.status_code}")
         return SendResult(self.name, answer.headers.get("X-Message-Id"))
 
     def find_sent(self, trigger_id: str) -> SendResult | None:
@@ -69,6 +69,8 @@ class SendGridProvider:
             raise TransientError(f"sendgrid: activity lookup failed: {exc}") from exc
         if answer.status_code == 429 or answer.status_code >= 500:
             raise TransientError(f"sendgrid: activity lookup answered {answer.status_code}")
+        if answer.status_code in (401, 403):
+            raise CredentialsRejected(f"sendgrid refused the key for the activity lookup: {answer.status_code}")
         if not answer.ok:
             raise PermanentError(f"sendgrid: activity lookup refused: {answer.status_code}", detail=answer.text[:500])
         messages = answer.json().get("messages") or []

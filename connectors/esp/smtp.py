@@ -11,7 +11,7 @@ import ssl
 from email.message import EmailMessage as MimeMessage
 from email.utils import formataddr, make_msgid
 
-from connectors.errors import PermanentError, TransientError
+from connectors.errors import CredentialsRejected, OutcomeUnknown, PermanentError, TransientError
 from connectors.esp.message import DEFAULT_HTTP_TIMEOUT_S, EmailMessage, SendResult
 
 __all__ = ["SmtpProvider"]
@@ -59,13 +59,17 @@ class SmtpProvider:
 
     def send(self, message: EmailMessage) -> SendResult:
         mime = self.mime(message)
+        handing_over = False  # past login: from here a lost connection may have lost the server's "250 OK"
         try:
             with smtplib.SMTP(self.host, self.port, timeout=self.timeout_s) as server:
                 if self.starttls:
                     server.starttls(context=self._tls)
                 if self.username:
                     server.login(self.username, self.password or "")
+                handing_over = True
                 server.send_message(mime)
+        except smtplib.SMTPAuthenticationError as exc:
+            raise CredentialsRejected(f"smtp refused the login: {exc.smtp_code} {exc.smtp_error!r}") from exc
         except smtplib.SMTPResponseException as exc:
             detail = f"{exc.smtp_code} {exc.smtp_error!r}"
             if 400 <= exc.smtp_code < 500:
@@ -74,6 +78,8 @@ class SmtpProvider:
         except smtplib.SMTPRecipientsRefused as exc:
             raise PermanentError(f"smtp refused the recipient: {exc.recipients}", detail=str(exc.recipients)) from exc
         except (OSError, smtplib.SMTPException) as exc:
+            if handing_over:
+                raise OutcomeUnknown(f"smtp: the connection failed while handing the message over: {exc}") from exc
             raise TransientError(f"smtp: {exc}") from exc
         return SendResult(self.name, mime["Message-ID"])
 

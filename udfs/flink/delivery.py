@@ -22,12 +22,13 @@ from connectors.delivery_ledger import Claim, DeliveryLedger
 from connectors.errors import PermanentError, TransientError
 from connectors.esp.message import EmailMessage
 from connectors.esp.registry import build_providers
-from connectors.esp.resilience import AllProvidersDown, ResilientSender, RetryPolicy
+from connectors.esp.resilience import AllProvidersDown, ResilientSender, RetryPolicy, SendOutcomeUnknown
 from connectors.redis import ProfileStore
 from jobs.config import DeliveryConfig
 from udfs.delivery import DeliveryRecord, InvalidTrigger, Trigger, parse_trigger
 from udfs.email_content import ContentConfig, InvalidContent, build_view_model
 from udfs.events import dead_letter_record
+from udfs.flink.state import ttl_config
 from udfs.guardrails import GuardrailPolicy, InvalidProfile, Verdict, decide, queue_order
 from udfs.render import Renderer, RenderError
 
@@ -37,6 +38,8 @@ log = logging.getLogger(__name__)
 
 TRIGGER_ROW = Types.ROW_NAMED(["person_id", "payload"], [Types.STRING(), Types.STRING()])
 DEAD_LETTER = OutputTag("delivery-dead-letter", Types.STRING())
+#: how long the job remembers a trigger's recorded outcome: as long as the ledger keeps its claim
+RECORDED_TTL_MS = DeliveryLedger.CLAIM_TTL_MS
 
 
 def _now_ms() -> int:
@@ -80,6 +83,11 @@ class DeliveryFunction(KeyedProcessFunction):
     def open(self, runtime_context: RuntimeContext) -> None:
         cfg = self.cfg
         self.pending = runtime_context.get_map_state(MapStateDescriptor("pending", Types.STRING(), Types.STRING()))
+        # trigger id → final status recorded: in the same checkpoint as the output's transaction, so after a crash
+        # it holds exactly the outcomes that reached email.deliveries (kept as long as the ledger keeps claims)
+        recorded = MapStateDescriptor("recorded", Types.STRING(), Types.STRING())
+        recorded.enable_time_to_live(ttl_config(RECORDED_TTL_MS))
+        self.recorded = runtime_context.get_map_state(recorded)
         self.profiles = ProfileStore(cfg.redis.url, cfg.redis.key_prefix, cfg.redis.profile_ttl)
         self.profiles.setup()
         self.ledger = DeliveryLedger(cfg.redis.url, cfg.ledger_prefix)
@@ -97,6 +105,7 @@ class DeliveryFunction(KeyedProcessFunction):
                 breaker_fail_max=r.breaker_failures,
                 breaker_reset_s=r.breaker_reset / 1000,
             ),
+            on_credentials=self._credentials_changed,
         )
         g = cfg.guardrails
         self.policy = GuardrailPolicy(
@@ -127,6 +136,23 @@ class DeliveryFunction(KeyedProcessFunction):
             status: metrics.counter(f"deliveries_{status}")
             for status in ("sent", "suppressed", "deferred", "failed", "uncertain")
         }
+        self.credentials_refused = {
+            name: metrics.add_group("provider", name).counter("credentials_refused") for name in self.providers
+        }
+
+    def _credentials_changed(self, provider: str, problem: str | None) -> None:
+        """A provider started (or stopped) refusing its key: said and counted once by the whole job."""
+        try:
+            first = self.ledger.first_to_report(provider, problem, hold_ms=self.cfg.retries.give_up_after)
+        except TransientError:
+            first = True  # better said twice than not at all
+        if not first:
+            return
+        if problem is None:
+            log.warning("%s takes its credential again; its emails go to it again", provider)
+            return
+        self.credentials_refused[provider].inc()
+        log.error("%s; its emails go to the fallback providers until the credential is fixed", problem)
 
     def close(self) -> None:
         self.profiles.close()
@@ -138,6 +164,10 @@ class DeliveryFunction(KeyedProcessFunction):
 
     def process_element(self, value: Row, ctx: KeyedProcessFunction.Context) -> Iterator[Any]:
         trigger = parse_trigger(value[1], self.policy.priorities)
+        if self.recorded.contains(trigger.trigger_id) or self.pending.contains(trigger.trigger_id):
+            # In again after its outcome was recorded (or while it waits): a note, not a second outcome.
+            yield self._emit(self._record(trigger, "suppressed", "duplicate", None, 0, None, None, "seen before"))
+            return
         yield from self._consider(trigger, attempt=0, first_seen_ms=_now_ms(), ctx=ctx)
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterator[Any]:
@@ -153,6 +183,15 @@ class DeliveryFunction(KeyedProcessFunction):
     # decisions ------------------------------------------------------------------------------------
 
     def _consider(self, trigger: Trigger, attempt: int, first_seen_ms: int, ctx: Any) -> Iterator[Any]:
+        try:
+            claim = self.ledger.get(trigger.trigger_id)
+            settled = self._settle(trigger, claim, attempt) if claim is not None else None
+        except TransientError as exc:  # Redis, or the provider to ask, is unreachable: look again later
+            yield from self._retry_later(trigger, attempt, first_seen_ms, None, str(exc), exc.retry_after, ctx)
+            return
+        if settled is not None:  # decided (or sent) before a restart: record what happened, decide nothing new
+            yield self._emit(settled)
+            return
         now = _now_ms()
         try:
             profile = self.profiles.read(trigger.person_id)
@@ -179,15 +218,12 @@ class DeliveryFunction(KeyedProcessFunction):
     ) -> Iterator[Any]:
         primary = self.sender.providers[0].name
         previous = self.ledger.claim(trigger.trigger_id, primary)
-        if previous is not None:
-            try:
-                outcome = self._reconcile(trigger, previous, verdict, attempt)
-            except TransientError as exc:  # cannot ask the provider now; the claim stays for the next look
-                yield from self._retry_later(trigger, attempt, first_seen_ms, verdict, str(exc), exc.retry_after, ctx)
-                return
-            if outcome is not None:
-                yield self._emit(outcome)
-                return
+        if previous is not None and (previous.state != "sending" or previous.provider is not None):
+            # Someone else's claim (another instance of this job?): never send over it.
+            yield self._emit(
+                self._record(trigger, "suppressed", "duplicate", verdict, attempt, previous.provider, None, "claimed")
+            )
+            return
         now = _now_ms()
         try:
             view = build_view_model(
@@ -195,7 +231,7 @@ class DeliveryFunction(KeyedProcessFunction):
             )
             rendered = self.renderer.render(trigger.template, view, verdict.variant or "A")
         except (InvalidContent, RenderError) as exc:
-            self.ledger.update(trigger.trigger_id, Claim("failed", None, None, now))
+            self.ledger.update(trigger.trigger_id, Claim("failed", None, None, now, "bad_template_data"))
             yield from self._fail(trigger, "bad_template_data", str(exc), attempt, verdict, ctx)
             return
         message = EmailMessage(
@@ -216,8 +252,23 @@ class DeliveryFunction(KeyedProcessFunction):
         try:
             result = self.sender.send(message, before_provider=lambda name: self._mark_calling(trigger, name))
         except PermanentError as exc:
-            self.ledger.update(trigger.trigger_id, Claim("failed", None, None, _now_ms()))
+            self.ledger.update(trigger.trigger_id, Claim("failed", None, None, _now_ms(), "provider_rejected"))
             yield from self._fail(trigger, "provider_rejected", exc.detail or str(exc), attempt, verdict, ctx)
+            return
+        except SendOutcomeUnknown as exc:
+            # As after a crash mid-send: the claim names the provider; ask it before anything is sent again.
+            detail = f"{exc}; asking {exc.provider} in {self.cfg.retries.reconcile_after} ms before any resend"
+            yield from self._retry_later(
+                trigger,
+                attempt,
+                first_seen_ms,
+                verdict,
+                detail,
+                None,
+                ctx,
+                "outcome_unknown",
+                self.cfg.retries.reconcile_after,
+            )
             return
         except AllProvidersDown as exc:
             self.ledger.release(trigger.trigger_id)
@@ -232,52 +283,51 @@ class DeliveryFunction(KeyedProcessFunction):
         """Before each provider is called: the claim names it, so a crash can be reconciled with the right one."""
         self.ledger.update(trigger.trigger_id, Claim("sending", provider, None, _now_ms()))
 
-    def _reconcile(self, trigger: Trigger, claim: Claim, verdict: Verdict, attempt: int) -> DeliveryRecord | None:
-        """A claim was already there: return the outcome to record, or None to go on and send (ours now)."""
-        if claim.state in ("sent", "failed"):
-            detail = f"already {claim.state} via {claim.provider or 'no provider'}"
+    def _settle(self, trigger: Trigger, claim: Claim, attempt: int) -> DeliveryRecord | None:
+        """A claim was already there (a restart, or an unknown outcome): the record to write, or None when no
+        provider has the message and the trigger is to be decided afresh.
+
+        The job's own state says which outcomes it has recorded (``recorded``, restored with the same checkpoint
+        as the output's offsets), so a final claim without a record is a decision whose record a crash lost.
+
+        :raises TransientError: the provider cannot be asked now; the claim stays for the next look.
+        """
+        if claim.state != "sending":
             return self._record(
-                trigger, "suppressed", "duplicate", verdict, attempt, claim.provider, claim.message_id, detail=detail
+                trigger,
+                claim.state,
+                claim.reason,
+                None,
+                attempt,
+                claim.provider,
+                claim.message_id,
+                detail="decided before a restart, whose record of it was lost; written again from the ledger",
+                recovered=True,
             )
         provider = self.providers.get(claim.provider or "")
-        if provider is None:
-            return None  # the claim never reached a provider call
-        if getattr(provider, "idempotent_resend", False):
-            return None  # the provider deduplicates on the trigger id: resending is safe
+        if provider is None or getattr(provider, "idempotent_resend", False):
+            return None  # it never reached a provider call, or the provider deduplicates on the trigger id
         try:
             found = provider.find_sent(trigger.trigger_id)
         except NotImplementedError:
-            self.ledger.update(trigger.trigger_id, Claim("failed", claim.provider, None, _now_ms()))
-            return self._record(
-                trigger,
-                "uncertain",
-                "crashed_mid_send",
-                verdict,
-                attempt,
-                claim.provider,
-                None,
-                detail=f"{claim.provider} cannot say whether it accepted the message; not resent",
-            )
+            return self._uncertain(trigger, claim, attempt, "crashed_mid_send", "cannot say whether it took it")
         except PermanentError as exc:
-            self.ledger.update(trigger.trigger_id, Claim("failed", claim.provider, None, _now_ms()))
-            return self._record(
-                trigger,
-                "uncertain",
-                "lookup_refused",
-                verdict,
-                attempt,
-                claim.provider,
-                None,
-                detail=f"the provider refused the lookup after a crash ({exc}); not resent",
-            )
+            return self._uncertain(trigger, claim, attempt, "lookup_refused", f"refused the lookup ({exc})")
         if found is None:
             self.ledger.update(trigger.trigger_id, Claim("sending", None, None, _now_ms()))
             return None
-        self.ledger.update(trigger.trigger_id, Claim("sent", found.provider, found.message_id, _now_ms()))
-        self.ledger.record_send(trigger.person_id, _now_ms(), trigger.trigger_id, self.policy.frequency_window_ms)
+        now = _now_ms()
+        self.ledger.update(trigger.trigger_id, Claim("sent", found.provider, found.message_id, now, "reconciled"))
+        self.ledger.record_send(trigger.person_id, now, trigger.trigger_id, self.policy.frequency_window_ms)
         return self._record(
-            trigger, "sent", "reconciled", verdict, attempt, found.provider, found.message_id, detail=found.detail
+            trigger, "sent", "reconciled", None, attempt, found.provider, found.message_id, detail=found.detail
         )
+
+    def _uncertain(self, trigger: Trigger, claim: Claim, attempt: int, reason: str, problem: str) -> DeliveryRecord:
+        """At most once: a send that may have gone out, and no way to ask, is not repeated."""
+        self.ledger.update(trigger.trigger_id, Claim("uncertain", claim.provider, None, _now_ms(), reason))
+        detail = f"{claim.provider} {problem}; not resent"
+        return self._record(trigger, "uncertain", reason, None, attempt, claim.provider, None, detail=detail)
 
     def _retry_later(
         self,
@@ -288,21 +338,24 @@ class DeliveryFunction(KeyedProcessFunction):
         detail: str,
         retry_after_s: float | None,
         ctx: Any,
+        reason: str = "retry_later",
+        delay_ms: int | None = None,
     ) -> Iterator[Any]:
         now = _now_ms()
         r = self.cfg.retries
         if now - first_seen_ms > r.give_up_after:
             yield from self._fail(trigger, "gave_up", detail, attempt, verdict, ctx)
             return
-        delay = min(r.defer_initial * 2**attempt, r.defer_max)
+        delay = min(r.defer_initial * 2**attempt, r.defer_max) if delay_ms is None else delay_ms
         if retry_after_s is not None:
             delay = max(delay, int(retry_after_s * 1000))
         self._park(trigger, attempt + 1, first_seen_ms, now + delay, ctx)
-        yield self._emit(
-            self._record(trigger, "deferred", "retry_later", verdict, attempt, None, None, detail, now + delay)
-        )
+        yield self._emit(self._record(trigger, "deferred", reason, verdict, attempt, None, None, detail, now + delay))
 
     def _fail(self, trigger: Trigger, reason: str, detail: str, attempt: int, verdict: Verdict | None, ctx: Any):
+        """Failed for good: the record, and the trigger on the dead-letter topic with the reason."""
+        if reason in ("bad_profile", "gave_up"):  # no claim was written for these; a restart must find the outcome
+            self.ledger.update(trigger.trigger_id, Claim("failed", None, None, _now_ms(), reason))
         record = self._record(trigger, "failed", reason, verdict, attempt, None, None, detail=detail)
         yield self._emit(record)
         yield (
@@ -341,6 +394,7 @@ class DeliveryFunction(KeyedProcessFunction):
         message_id: str | None,
         detail: str | None = None,
         send_after_ms: int | None = None,
+        recovered: bool = False,
     ) -> DeliveryRecord:
         return DeliveryRecord.for_trigger(
             trigger,
@@ -354,8 +408,12 @@ class DeliveryFunction(KeyedProcessFunction):
             attempt=attempt,
             detail=detail,
             send_after_ms=send_after_ms,
+            recovered=recovered,
         )
 
     def _emit(self, record: DeliveryRecord) -> str:
+        """The record as written, remembered in state when it is the trigger's final outcome."""
         self.counters[record.status].inc()
+        if record.is_final:
+            self.recorded.put(record.trigger_id, record.status)
         return record.to_json().decode()

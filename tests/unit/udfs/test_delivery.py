@@ -251,7 +251,7 @@ def test_a_record_serializes_compact_sorted_and_ascii():
     assert record.to_json() == (
         b'{"attempt":2,"decided_at_ms":1767225600000,"detail":"550 mailbox unavailable: j\\u00fcrgen@example.com",'
         b'"holdout":false,"person_id":"ann","provider":"sandbox","provider_message_id":null,'
-        b'"reason":"provider_rejected","send_after_ms":null,"status":"failed","template":"cart_reminder_1",'
+        b'"reason":"provider_rejected","recovered":false,"send_after_ms":null,"status":"failed","template":"cart_reminder_1",'
         b'"trigger_id":"ce1b0ed1705a140a4bdba848241453a4","trigger_type":"cart_abandonment","variant":"B"}'
     )
     assert json.loads(record.to_json()) == record.to_dict()
