@@ -4,9 +4,10 @@ Flink restores state only from a snapshot someone names (``execution.state-recov
 with the same command would otherwise begin empty at its group's committed offsets, which are past every pending
 reminder and deferred email. So each job's entry script looks in its own checkpoint and savepoint folders
 (``execution.checkpointing.dir`` and ``execution.checkpointing.savepoint-dir``, one pair per job) and resumes from
-the newest completed snapshot. It refuses to start empty over state it finds but cannot use, or to rewind
-(``--from-timestamp``) over state, unless started with ``--fresh``, which sets the old state aside (moved, not
-deleted) so a crash before the first new checkpoint cannot bring it back.
+the newest completed snapshot. It refuses to rewind (``--from-timestamp``) over such state unless started with
+``--fresh``, which sets the old state aside (moved, not deleted) so a crash before the first new checkpoint cannot
+bring it back. A folder with only unfinished checkpoints (killed before the first completed) holds nothing to
+resume: such a job starts at its group's committed offsets, which only completed checkpoints move.
 
 Checkpoints are restored in CLAIM mode (Flink deletes them once newer ones exist, so disk stays bounded across
 restarts); savepoints in NO_CLAIM mode (they stay the user's).
@@ -157,17 +158,17 @@ def plan_start(options: Mapping[str, str], state: StoredState, *, fresh: bool, r
     newest = state.newest
     if newest is None and not state.unfinished:
         return StartPlan({}, "no earlier state found: starting fresh")
+    if newest is None:
+        # Killed before its first checkpoint completed: nothing was kept, and no offset was committed either
+        # (the source commits on completed checkpoints), so starting at the committed offsets loses nothing.
+        return StartPlan(
+            {}, f"no completed checkpoint in {', '.join(map(str, state.unfinished))}: starting at the committed offsets"
+        )
     if rewind:
         raise RecoveryRefused(
             "--from-timestamp asks to read again from a given time, but this job has state of an earlier run in "
             f"{', '.join(str(r) for r in state.roots)}; resuming would ignore the timestamp. Pass --fresh as well to "
             "set that state aside and start over."
-        )
-    if newest is None:
-        raise RecoveryRefused(
-            f"{', '.join(str(p) for p in state.unfinished)} holds state of an earlier run but no completed "
-            "checkpoint, so its pending reminders and deferred emails cannot be restored. Pass --fresh to set it "
-            f"aside and start empty, or set flink.{RECOVERY_PATH} to a snapshot kept elsewhere."
         )
     claim = "CLAIM" if newest.kind == "checkpoint" else "NO_CLAIM"
     age = max(0.0, time.time() - newest.completed_at)

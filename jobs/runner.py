@@ -50,6 +50,7 @@ class Launch(Generic[ModelT]):
     cfg: ModelT
     fresh: bool = False
     rewind: bool = False
+    bounded: bool = False
 
 
 def parse_launch(argv: list[str] | None, doc: str, default_config: str, model: type[ModelT]) -> Launch[ModelT]:
@@ -71,7 +72,8 @@ def parse_launch(argv: list[str] | None, doc: str, default_config: str, model: t
         cfg = load_config(args.config, model, overrides)
     except ConfigError as exc:
         sys.exit(str(exc))
-    return Launch(cfg, fresh=args.fresh, rewind=args.from_timestamp is not None)
+    bounded = bool(getattr(getattr(cfg, "kafka", None), "bounded", False))
+    return Launch(cfg, fresh=args.fresh, rewind=args.from_timestamp is not None, bounded=bounded)
 
 
 def load_job_config(argv: list[str] | None, doc: str, default_config: str, model: type[ModelT]) -> ModelT:
@@ -84,6 +86,13 @@ def launch_env(job_name: str, flink: dict[str, Any], launch: Launch[Any]) -> Str
     from jobs import recovery
     from jobs.flink_env import make_env, state_options
 
+    if launch.bounded:
+        # A bounded replay reads a stretch of the topic once: it resumes nothing, and keeps its checkpoints apart
+        # so that the unbounded job of the same name never resumes from them.
+        dirs = state_options(job_name, flink)
+        apart = {recovery.CHECKPOINT_DIR: dirs[recovery.CHECKPOINT_DIR].rstrip("/") + ".bounded"}
+        print(f"{job_name}: bounded run, starting empty", flush=True)
+        return make_env(job_name, {**flink, **apart})
     options = {key: str(value) for key, value in flink.items()}
     dirs = state_options(job_name, flink)
     state = recovery.find_state(dirs[recovery.CHECKPOINT_DIR], dirs[recovery.SAVEPOINT_DIR])

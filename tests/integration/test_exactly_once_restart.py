@@ -1,8 +1,10 @@
-"""A crash between checkpoints, then a restore from the last checkpoint: each trigger exactly once.
+"""A crash between checkpoints, then the same command again: each trigger exactly once.
 
 The job runs as its own process (as under ``make run``) so the test can kill it with SIGKILL: no
 clean shutdown, open Kafka transactions left behind, exactly what a lost TaskManager looks like.
-Both clickstream jobs: the cart job's carts and timers, the intent job's open sessions and timers.
+It is started again exactly as before, naming no checkpoint: it finds its newest one itself
+(jobs/recovery.py). Both clickstream jobs: the cart job's pending reminders and timers, the intent
+job's open sessions and timers.
 """
 
 from __future__ import annotations
@@ -27,14 +29,11 @@ PEOPLE_AFTER = [f"late-{n}" for n in range(6)]
 Events = Callable[[list[str], int], list[dict[str, Any]]]
 
 
-def _job_config(job: str, tmp_path: Path, run_id: str, topics: dict[str, str], recovery: str | None) -> Path:
+def _job_config(job: str, tmp_path: Path, run_id: str, topics: dict[str, str]) -> Path:
     flink = {
         "execution.checkpointing.interval": "2s",
         "execution.checkpointing.dir": (tmp_path / "checkpoints").as_uri(),
-        "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
     }
-    if recovery:
-        flink["execution.state-recovery.path"] = recovery
     return job_config(job, tmp_path, f"restart-{run_id}", topics, flink)
 
 
@@ -101,13 +100,14 @@ def _crash_and_restore(kafka, tmp_path: Path, run_id: str, job: str, events: Eve
         checkpoints = _completed_checkpoints(checkpoints_dir)
         return len(kafka.read_json(topics["triggers"])) >= 4 and bool(checkpoints) and _number(checkpoints[-1]) >= 2
 
-    with running_job(job, _job_config(job, tmp_path, run_id, topics, recovery=None), log) as first:
+    config = _job_config(job, tmp_path, run_id, topics)
+    with running_job(job, config, log) as first:
         wait_for(crash_ready, [first], log, "triggers and two checkpoints")
     before_crash = kafka.read_json(topics["triggers"])
     assert 4 <= len(before_crash) < expected
     checkpoint = _completed_checkpoints(checkpoints_dir)[-1]
 
-    # More traffic while the job is down; then resume from the last checkpoint.
+    # More traffic while the job is down; then the same command again.
     _send(producer, topics["events"], events(PEOPLE_AFTER, BEGINNING + 4 * DAY))
     _clock_tick(producer, topics["events"], BEGINNING + 7 * DAY, partitions=2)
     producer.close()
@@ -115,10 +115,10 @@ def _crash_and_restore(kafka, tmp_path: Path, run_id: str, job: str, events: Eve
     def all_fired() -> bool:
         return len(kafka.read_json(topics["triggers"])) >= expected
 
-    resumed_config = _job_config(job, tmp_path, run_id, topics, recovery=checkpoint.as_uri())
-    with running_job(job, resumed_config, log) as resumed:
+    with running_job(job, config, log) as resumed:
         wait_for(all_fired, [resumed], log, f"{expected} committed triggers", explain=lambda: _seen(kafka, topics))
         time.sleep(5)  # a few more checkpoints: anything emitted twice would be committed by now
+    assert f"resuming from checkpoint {checkpoint}" in log.read_text(errors="replace")
 
     triggers = kafka.read_json(topics["triggers"])
     counts = Counter(t["trigger_id"] for t in triggers)

@@ -25,11 +25,22 @@ from sandbox.process import process_environment
 from sandbox.settings import PROJECT_ROOT
 
 
-def job_config(job: str, tmp_path: Path, name: str, topics: dict[str, str], flink: dict[str, Any]) -> Path:
-    """The shipped config of ``job`` with this test's topics, group, Redis prefix and Flink options."""
+def job_config(
+    job: str,
+    tmp_path: Path,
+    name: str,
+    topics: dict[str, str],
+    flink: dict[str, Any],
+    kafka: dict[str, Any] | None = None,
+) -> Path:
+    """The shipped config of ``job`` with this test's topics, group, Redis prefix and Flink options.
+
+    :param kafka: more ``kafka:`` settings, e.g. ``{"bootstrap_servers": ...}`` for a broker of the test's own
+        (the shipped ``${KAFKA_BOOTSTRAP_SERVERS:-...}`` would read the sandbox's from the environment).
+    """
     cfg = yaml.safe_load((PROJECT_ROOT / f"flink-conf/jobs/{job}.yaml").read_text())
     cfg["job_name"] = name
-    cfg["kafka"].update({"group_id": name, "starting_offsets": "earliest", "bounded": False})
+    cfg["kafka"].update({"group_id": name, "starting_offsets": "earliest", "bounded": False, **(kafka or {})})
     cfg["topics"] = topics
     cfg["redis"]["key_prefix"] = f"{name}:profile:"
     cfg["event_time"]["idleness"] = "2s"
@@ -39,15 +50,18 @@ def job_config(job: str, tmp_path: Path, name: str, topics: dict[str, str], flin
     return path
 
 
-def start_job(job: str, config: Path, log: Path) -> subprocess.Popen[bytes]:
+def start_job(
+    job: str, config: Path, log: Path, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+) -> subprocess.Popen[bytes]:
+    """``python jobs/<job>.py --config <config>``, as a user runs it (``env``: more environment variables)."""
     with open(log, "ab") as out:
         return subprocess.Popen(  # noqa: S603
-            [sys.executable, str(PROJECT_ROOT / f"jobs/{job}.py"), "--config", str(config)],
+            [sys.executable, str(PROJECT_ROOT / f"jobs/{job}.py"), "--config", str(config), *args],
             stdout=out,
             stderr=subprocess.STDOUT,
             cwd=PROJECT_ROOT,
             start_new_session=True,
-            env={**process_environment(), "FLINK_LOG_DIR": str(log.parent / "flink")},
+            env={**process_environment(), "FLINK_LOG_DIR": str(log.parent / "flink"), **(env or {})},
         )
 
 
@@ -61,8 +75,10 @@ def kill(job: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def running_job(job: str, config: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    process = start_job(job, config, log)
+def running_job(
+    job: str, config: Path, log: Path, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    process = start_job(job, config, log, env)
     try:
         yield process
     finally:

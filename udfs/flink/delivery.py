@@ -16,7 +16,7 @@ from typing import Any
 
 from pyflink.common import Row, Types
 from pyflink.datastream import KeyedProcessFunction, OutputTag, ProcessFunction, RuntimeContext
-from pyflink.datastream.state import MapStateDescriptor
+from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 
 from connectors.delivery_ledger import Claim, DeliveryLedger
 from connectors.errors import PermanentError, TransientError
@@ -73,7 +73,7 @@ class KeyTriggers(ProcessFunction):
 
 
 class DeliveryFunction(KeyedProcessFunction):
-    """Keyed by person; pending (deferred) triggers live in map state until their processing-time timer."""
+    """Keyed by person; waiting (deferred) triggers live in keyed state until their processing-time timer."""
 
     def __init__(self, cfg: DeliveryConfig) -> None:
         self.cfg = cfg
@@ -82,7 +82,8 @@ class DeliveryFunction(KeyedProcessFunction):
 
     def open(self, runtime_context: RuntimeContext) -> None:
         cfg = self.cfg
-        self.pending = runtime_context.get_map_state(MapStateDescriptor("pending", Types.STRING(), Types.STRING()))
+        # trigger id → {trigger, attempt, first_seen_ms, not_before_ms}: one JSON value per person, written whole
+        self.waiting = runtime_context.get_state(ValueStateDescriptor("waiting", Types.STRING()))
         # trigger id → final status recorded: in the same checkpoint as the output's transaction, so after a crash
         # it holds exactly the outcomes that reached email.deliveries (kept as long as the ledger keeps claims)
         recorded = MapStateDescriptor("recorded", Types.STRING(), Types.STRING())
@@ -164,19 +165,22 @@ class DeliveryFunction(KeyedProcessFunction):
 
     def process_element(self, value: Row, ctx: KeyedProcessFunction.Context) -> Iterator[Any]:
         trigger = parse_trigger(value[1], self.policy.priorities)
-        if self.recorded.contains(trigger.trigger_id) or self.pending.contains(trigger.trigger_id):
+        waiting = self._waiting()
+        self._rearm(waiting, ctx)
+        if self.recorded.contains(trigger.trigger_id) or trigger.trigger_id in waiting:
             # In again after its outcome was recorded (or while it waits): a note, not a second outcome.
             yield self._emit(self._record(trigger, "suppressed", "duplicate", None, 0, None, None, "seen before"))
             return
         yield from self._consider(trigger, attempt=0, first_seen_ms=_now_ms(), ctx=ctx)
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterator[Any]:
+        waiting = self._waiting()
         due = []
-        for trigger_id, raw in list(self.pending.items()):
-            entry = json.loads(raw)
+        for trigger_id, entry in list(waiting.items()):
             if entry["not_before_ms"] <= timestamp:
                 due.append((parse_trigger(entry["trigger"], self.policy.priorities), entry))
-                self.pending.remove(trigger_id)
+                del waiting[trigger_id]
+        self._keep_waiting(waiting)
         for trigger, entry in sorted(due, key=lambda pair: queue_order(pair[0])):
             yield from self._consider(trigger, entry["attempt"], entry["first_seen_ms"], ctx)
 
@@ -217,7 +221,11 @@ class DeliveryFunction(KeyedProcessFunction):
         self, trigger: Trigger, profile: dict[str, str], verdict: Verdict, attempt: int, first_seen_ms: int, ctx: Any
     ) -> Iterator[Any]:
         primary = self.sender.providers[0].name
-        previous = self.ledger.claim(trigger.trigger_id, primary)
+        try:
+            previous = self.ledger.claim(trigger.trigger_id, primary)
+        except TransientError as exc:  # Redis: nothing was sent; a claim it may have taken is settled next time
+            yield from self._retry_later(trigger, attempt, first_seen_ms, verdict, str(exc), None, ctx)
+            return
         if previous is not None and (previous.state != "sending" or previous.provider is not None):
             # Someone else's claim (another instance of this job?): never send over it.
             yield self._emit(
@@ -231,7 +239,7 @@ class DeliveryFunction(KeyedProcessFunction):
             )
             rendered = self.renderer.render(trigger.template, view, verdict.variant or "A")
         except (InvalidContent, RenderError) as exc:
-            self.ledger.update(trigger.trigger_id, Claim("failed", None, None, now, "bad_template_data"))
+            self._note(trigger, Claim("failed", None, None, now, "bad_template_data"))
             yield from self._fail(trigger, "bad_template_data", str(exc), attempt, verdict, ctx)
             return
         message = EmailMessage(
@@ -252,7 +260,7 @@ class DeliveryFunction(KeyedProcessFunction):
         try:
             result = self.sender.send(message, before_provider=lambda name: self._mark_calling(trigger, name))
         except PermanentError as exc:
-            self.ledger.update(trigger.trigger_id, Claim("failed", None, None, _now_ms(), "provider_rejected"))
+            self._note(trigger, Claim("failed", None, None, _now_ms(), "provider_rejected"))
             yield from self._fail(trigger, "provider_rejected", exc.detail or str(exc), attempt, verdict, ctx)
             return
         except SendOutcomeUnknown as exc:
@@ -271,12 +279,22 @@ class DeliveryFunction(KeyedProcessFunction):
             )
             return
         except AllProvidersDown as exc:
-            self.ledger.release(trigger.trigger_id)
+            try:
+                self.ledger.release(trigger.trigger_id)
+            except TransientError:
+                pass  # the claim names no provider that took it: settled as "not sent" next time
             yield from self._retry_later(trigger, attempt, first_seen_ms, verdict, str(exc), exc.retry_after, ctx)
             return
+        except TransientError as exc:  # Redis, marking whom we call: that provider is asked next time
+            yield from self._retry_later(trigger, attempt, first_seen_ms, verdict, str(exc), None, ctx)
+            return
         sent_at = _now_ms()
-        self.ledger.update(trigger.trigger_id, Claim("sent", result.provider, result.message_id, sent_at))
-        self.ledger.record_send(trigger.person_id, sent_at, trigger.trigger_id, self.policy.frequency_window_ms)
+        try:
+            self.ledger.update(trigger.trigger_id, Claim("sent", result.provider, result.message_id, sent_at))
+            self.ledger.record_send(trigger.person_id, sent_at, trigger.trigger_id, self.policy.frequency_window_ms)
+        except TransientError as exc:
+            # Sent all the same, and recorded so; the claim still names the provider, so a replay asks it first.
+            log.warning("trigger %s was sent but Redis did not take its claim: %s", trigger.trigger_id, exc)
         yield self._emit(self._record(trigger, "sent", None, verdict, attempt, result.provider, result.message_id))
 
     def _mark_calling(self, trigger: Trigger, provider: str) -> None:
@@ -355,7 +373,7 @@ class DeliveryFunction(KeyedProcessFunction):
     def _fail(self, trigger: Trigger, reason: str, detail: str, attempt: int, verdict: Verdict | None, ctx: Any):
         """Failed for good: the record, and the trigger on the dead-letter topic with the reason."""
         if reason in ("bad_profile", "gave_up"):  # no claim was written for these; a restart must find the outcome
-            self.ledger.update(trigger.trigger_id, Claim("failed", None, None, _now_ms(), reason))
+            self._note(trigger, Claim("failed", None, None, _now_ms(), reason))
         record = self._record(trigger, "failed", reason, verdict, attempt, None, None, detail=detail)
         yield self._emit(record)
         yield (
@@ -378,8 +396,32 @@ class DeliveryFunction(KeyedProcessFunction):
             "first_seen_ms": first_seen_ms,
             "not_before_ms": not_before_ms,
         }
-        self.pending.put(trigger.trigger_id, json.dumps(entry))
+        self._keep_waiting({**self._waiting(), trigger.trigger_id: entry})
         ctx.timer_service().register_processing_time_timer(not_before_ms)
+
+    def _note(self, trigger: Trigger, claim: Claim) -> None:
+        """A final outcome in the ledger, where Redis takes it; the record on email.deliveries is written either way."""
+        try:
+            self.ledger.update(trigger.trigger_id, claim)
+        except TransientError as exc:
+            log.warning("could not note %s for trigger %s in Redis: %s", claim.state, trigger.trigger_id, exc)
+
+    def _rearm(self, waiting: dict[str, dict[str, Any]], ctx: Any) -> None:
+        """Every waiting email's timer again (Flink keeps one per time, so this adds none that exist). In process
+        mode PyFlink 2.2.1 may restore a checkpoint without some processing-time timers it holds (README,
+        "Delivery"); a person's next trigger then brings them back."""
+        for entry in waiting.values():
+            ctx.timer_service().register_processing_time_timer(entry["not_before_ms"])
+
+    def _waiting(self) -> dict[str, dict[str, Any]]:
+        raw = self.waiting.value()
+        return json.loads(raw) if raw else {}
+
+    def _keep_waiting(self, waiting: dict[str, dict[str, Any]]) -> None:
+        if waiting:
+            self.waiting.update(json.dumps(waiting))
+        else:
+            self.waiting.clear()
 
     # records --------------------------------------------------------------------------------------
 

@@ -59,14 +59,13 @@ def test_a_snapshot_named_in_the_config_wins(tmp_path):
     assert plan.options == {} and "file:///elsewhere/chk-1" in plan.message
 
 
-def test_state_without_a_completed_checkpoint_is_refused_unless_fresh(tmp_path):
+def test_a_job_killed_before_its_first_checkpoint_completed_starts_at_its_committed_offsets(tmp_path):
     checkpoints = tmp_path / "chk"
     _checkpoint(checkpoints, "a" * 32, 1, mtime=1_000, complete=False)
     state = find_state(str(checkpoints), None)
-    with pytest.raises(RecoveryRefused, match="no completed checkpoint.*--fresh"):
-        plan_start({}, state, fresh=False, rewind=False)
-    plan = plan_start({}, state, fresh=True, rewind=False)
-    assert plan.options == {} and plan.set_aside == [checkpoints]
+    plan = plan_start({}, state, fresh=False, rewind=False)
+    assert plan.options == {} and "committed offsets" in plan.message
+    assert plan_start({}, state, fresh=True, rewind=False).set_aside == [checkpoints]
 
 
 def test_rewinding_over_state_is_refused_unless_fresh(tmp_path):
