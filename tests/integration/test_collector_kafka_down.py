@@ -21,7 +21,8 @@ import pytest
 
 from sandbox.kafka import create_topics, kafka_process
 from sandbox.settings import SandboxSettings
-from tests.support.collector import CollectorClient, free_port, own_collector, read_records
+from tests.support.broker import private_broker
+from tests.support.collector import CollectorClient, own_collector, read_records
 
 pytestmark = pytest.mark.integration
 
@@ -32,19 +33,8 @@ RESEND_DEADLINE_S = 90.0
 @pytest.fixture
 def own_broker(sandbox: SandboxSettings, tmp_path: Path) -> Iterator[SandboxSettings]:
     """Settings for a broker of this test's own; started and stopped by the test, always stopped at the end."""
-    home = tmp_path / "kafka-down"
-    home.mkdir()
-    (home / "jars").symlink_to(sandbox.jars_dir)
-    settings = SandboxSettings(
-        home=home,
-        host=sandbox.host,
-        kafka_port=free_port(),
-        kafka_controller_port=free_port(),
-        redis_port=sandbox.redis_port,
-        topics_file=sandbox.topics_file,
-    )
-    yield settings
-    kafka_process(settings).stop()
+    with private_broker(sandbox, tmp_path / "kafka-down") as settings:
+        yield settings
 
 
 @pytest.fixture
