@@ -21,6 +21,7 @@ from sandbox.settings import PROJECT_ROOT, SandboxSettings
 __all__ = ["REST_PORT", "cluster_down", "cluster_up", "flink_home", "submit"]
 
 REST_PORT = 8081
+TASKMANAGERS = 3
 START_TIMEOUT_S = 90.0
 
 
@@ -37,7 +38,9 @@ def _conf_dir(s: SandboxSettings) -> Path:
     shutil.copytree(flink_home() / "conf", conf)
     shutil.copy(PROJECT_ROOT / "flink-conf" / "config.yaml", conf / "config.yaml")
     (conf / "masters").write_text(f"{s.host}:{REST_PORT}\n")
-    (conf / "workers").write_text("localhost\n")
+    # One TaskManager per job: PyFlink 2.2.1 runs only one thread-mode job per TaskManager (the cart and delivery
+    # jobs are thread mode), and with as many slots as a job's parallelism each job fills one (README).
+    (conf / "workers").write_text("localhost\n" * TASKMANAGERS)
     return conf
 
 
@@ -60,7 +63,7 @@ def _overview() -> dict[str, int] | None:
 
 
 def cluster_up(s: SandboxSettings) -> bool:
-    """Start a JobManager and a TaskManager; returns False if this sandbox's cluster was already up."""
+    """Start a JobManager and its TaskManagers; returns False if this sandbox's cluster was already up."""
     if _marker(s).exists() and _overview():
         return False
     if port_is_open(s.host, REST_PORT):
@@ -73,12 +76,13 @@ def cluster_up(s: SandboxSettings) -> bool:
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         overview = _overview()
-        if overview and overview.get("taskmanagers", 0) >= 1:
+        if overview and overview.get("taskmanagers", 0) >= TASKMANAGERS:
             return True
         time.sleep(1)
     logs = sorted((s.logs_dir / "flink-cluster").glob("*.log"))
     raise ServiceError(
-        f"the Flink cluster did not report a TaskManager on port {REST_PORT} within {START_TIMEOUT_S:.0f} s; "
+        f"the Flink cluster did not report {TASKMANAGERS} TaskManagers on port {REST_PORT} "
+        f"within {START_TIMEOUT_S:.0f} s; "
         f"last lines of {logs[-1] if logs else 'its log'}:\n{tail(logs[-1]) if logs else ''}"
     )
 

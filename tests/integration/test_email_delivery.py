@@ -7,46 +7,17 @@ import time
 from datetime import UTC, datetime
 
 import pytest
-import requests
 
 from connectors.delivery_ledger import DeliveryLedger
 from connectors.kafka import kafka_sink, kafka_source
 from jobs.config import DeliveryConfig, load_config
 from jobs.email_delivery import DEFAULT_CONFIG, build
 from jobs.flink_env import make_env
-from sandbox.esp import esp_sandbox_url
 from tests.support.esp import free_port
 from tests.support.events import DAY, HOUR, cart_trigger_json, product
 from udfs.guardrails import GuardrailPolicy, in_holdout
 
 pytestmark = pytest.mark.integration
-
-
-class Esp:
-    """The session's ESP sandbox, through its control API."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-
-    def messages(self, **filters: str) -> list[dict]:
-        answer = requests.get(f"{self.url}/_sandbox/messages", params=filters, timeout=10)
-        answer.raise_for_status()
-        return answer.json()
-
-    def fail_next(self, provider: str, *responses: dict) -> None:
-        body = {"provider": provider, "responses": list(responses)}
-        requests.post(f"{self.url}/_sandbox/faults", json=body, timeout=10).raise_for_status()
-
-    def clear_faults(self) -> None:
-        requests.delete(f"{self.url}/_sandbox/faults", timeout=10).raise_for_status()
-
-
-@pytest.fixture
-def esp(sandbox):
-    client = Esp(esp_sandbox_url(sandbox))
-    client.clear_faults()
-    yield client
-    client.clear_faults()
 
 
 def _config(run_id: str, **updates) -> DeliveryConfig:

@@ -15,59 +15,29 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
-from sandbox.esp import esp_sandbox_url
-from sandbox.settings import PROJECT_ROOT
-from tests.integration.test_email_delivery import Esp, _trigger
-from tests.support.jobs import kill, running_job, start_job, wait_for
+from tests.integration.test_email_delivery import _trigger
+from tests.support.jobs import delivery_job_config, delivery_topics, kill, running_job, start_job, wait_for
 from tests.support.outcomes import tally
 
 pytestmark = pytest.mark.integration
 
 
 def _config_file(tmp_path: Path, run_id: str, providers: dict | None = None, **retries: object) -> Path:
-    cfg = yaml.safe_load((PROJECT_ROOT / "flink-conf/jobs/email_delivery.yaml").read_text())
-    cfg["job_name"] = f"recovery-{run_id}"
-    cfg["kafka"].update({"group_id": f"recovery-{run_id}", "starting_offsets": "committed", "bounded": False})
-    cfg["topics"] = {"triggers": f"rt-{run_id}", "deliveries": f"rd-{run_id}", "dead_letter": f"rdlq-{run_id}"}
-    cfg["redis"]["key_prefix"] = f"rec-{run_id}:profile:"
-    cfg["ledger_prefix"] = f"rec-{run_id}:ledger:"
-    cfg["guardrails"].update({"holdout_percent": 0, "quiet_start": "00:00", "quiet_end": "00:00"})
-    cfg["retries"].update(
-        {"initial_backoff": "100ms", "max_backoff": "500ms", "defer_initial": "1s", "reconcile_after": "1s", **retries}
-    )
-    cfg["providers"].update(providers or {})
     # No checkpoint completes before a crash, so a restarted job reads the trigger again.
-    cfg["flink"].update(
-        {
-            "execution.checkpointing.interval": "2min",
-            "execution.checkpointing.dir": (tmp_path / "checkpoints").as_uri(),
-            "restart-strategy.type": "none",
-        }
-    )
-    path = tmp_path / f"delivery-{run_id}.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return path
-
-
-@pytest.fixture
-def esp(sandbox):
-    client = Esp(esp_sandbox_url(sandbox))
-    client.clear_faults()
-    yield client
-    client.clear_faults()
+    flink = {"execution.checkpointing.interval": "2min"}
+    return delivery_job_config(tmp_path, f"recovery-{run_id}", retries, providers, flink)
 
 
 def _topics(kafka, run_id: str) -> list[str]:
-    topics = [f"rt-{run_id}", f"rd-{run_id}", f"rdlq-{run_id}"]
+    topics = list(delivery_topics(f"recovery-{run_id}").values())
     kafka.create_topics(*topics, partitions=1)
     return topics
 
 
 def _person(redis_client, run_id: str, name: str) -> str:
     person = f"{run_id}-{name}"
-    redis_client.hset(f"rec-{run_id}:profile:{person}", mapping={"email": f"{person}@example.com"})
+    redis_client.hset(f"recovery-{run_id}:profile:{person}", mapping={"email": f"{person}@example.com"})
     return person
 
 
@@ -103,7 +73,7 @@ def test_a_crash_after_the_provider_accepted_sends_nothing_twice(kafka, redis_cl
         wait_for(lambda: len(esp.messages(to=f"{person}@example.com")) == 1, [first], log, "the accepted message")
     finally:
         kill(first)
-    assert redis_client.get(f"rec-{run_id}:ledger:claim:{_trigger_id(trigger)}") is not None
+    assert redis_client.get(f"recovery-{run_id}:ledger:claim:{_trigger_id(trigger)}") is not None
 
     with running_job("email_delivery", config, log) as second:  # the same command again
         wait_for(lambda: _final_sent(kafka, topics[1]), [second], log, "a delivery record")

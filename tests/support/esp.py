@@ -32,6 +32,7 @@ __all__ = [
     "SMTP_USER",
     "WEBHOOK_SECRET",
     "EspSandbox",
+    "SharedEsp",
     "free_port",
     "mailchimp_body",
     "running_esp_sandbox",
@@ -192,3 +193,22 @@ def webhook_body(trigger: str, to: str = "ann@example.com", **extra: Any) -> dic
         "text": "Your cart is waiting.",
         **extra,
     }
+
+
+class SharedEsp:
+    """The session's ESP sandbox (the ``esp`` fixture), through its control API."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def messages(self, **filters: str) -> list[dict[str, Any]]:
+        answer = requests.get(f"{self.url}/_sandbox/messages", params=filters, timeout=10)
+        answer.raise_for_status()
+        return list(answer.json())
+
+    def fail_next(self, provider: str, *responses: dict[str, Any]) -> None:
+        body = {"provider": provider, "responses": list(responses)}
+        requests.post(f"{self.url}/_sandbox/faults", json=body, timeout=10).raise_for_status()
+
+    def clear_faults(self) -> None:
+        requests.delete(f"{self.url}/_sandbox/faults", timeout=10).raise_for_status()

@@ -140,3 +140,39 @@ def run_cart_job(cfg: CartAbandonmentConfig, flink: dict[str, Any] | None = None
     )
     build_cart_job(env, cfg, kafka_source(cfg.kafka, cfg.topics.events), sinks)
     env.execute(cfg.job_name)
+
+
+def delivery_job_config(
+    tmp_path: Path,
+    name: str,
+    retries: dict[str, Any] | None = None,
+    providers: dict[str, Any] | None = None,
+    flink: dict[str, Any] | None = None,
+) -> Path:
+    """The shipped delivery config with this test's topics (``<name>-triggers``, ``-deliveries``, ``-dlq``), Redis
+    prefixes (``<name>:profile:``, ``<name>:ledger:``), no holdout or quiet hours, fast retries, checkpoints under
+    ``tmp_path``, and no restart inside the job: a test that kills it starts it again itself."""
+    cfg = yaml.safe_load((PROJECT_ROOT / "flink-conf/jobs/email_delivery.yaml").read_text())
+    cfg["job_name"] = name
+    cfg["kafka"].update({"group_id": name, "starting_offsets": "committed", "bounded": False})
+    cfg["topics"] = delivery_topics(name)
+    cfg["redis"]["key_prefix"] = f"{name}:profile:"
+    cfg["ledger_prefix"] = f"{name}:ledger:"
+    cfg["guardrails"].update({"holdout_percent": 0, "quiet_start": "00:00", "quiet_end": "00:00"})
+    fast = {"initial_backoff": "100ms", "max_backoff": "500ms", "defer_initial": "1s", "reconcile_after": "1s"}
+    cfg["retries"].update({**fast, **(retries or {})})
+    cfg["providers"].update(providers or {})
+    cfg["flink"].update(
+        {
+            "execution.checkpointing.dir": (tmp_path / "checkpoints").as_uri(),
+            "restart-strategy.type": "none",
+            **(flink or {}),
+        }
+    )
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def delivery_topics(name: str) -> dict[str, str]:
+    return {"triggers": f"{name}-triggers", "deliveries": f"{name}-deliveries", "dead_letter": f"{name}-dlq"}

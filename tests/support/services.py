@@ -18,6 +18,7 @@ from sandbox.settings import SandboxSettings, load_settings
 if TYPE_CHECKING:
     import redis
 
+    from tests.support.esp import SharedEsp
     from tests.support.kafka import KafkaTestClient
 
 
@@ -60,3 +61,15 @@ def redis_client(sandbox: SandboxSettings) -> Iterator[redis.Redis]:
 def run_id() -> str:
     """A short unique tag, so each test has its own topics, consumer groups and Redis keys."""
     return uuid.uuid4().hex[:8]
+
+
+@pytest.fixture
+def esp(sandbox: SandboxSettings) -> Iterator[SharedEsp]:
+    """The session's ESP sandbox, its fault queues empty before and after the test."""
+    from sandbox.esp import esp_sandbox_url
+    from tests.support.esp import SharedEsp
+
+    client = SharedEsp(esp_sandbox_url(sandbox))
+    client.clear_faults()
+    yield client
+    client.clear_faults()
