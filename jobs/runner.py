@@ -86,15 +86,14 @@ def launch_env(job_name: str, flink: dict[str, Any], launch: Launch[Any]) -> Str
     from jobs import recovery
     from jobs.flink_env import make_env, state_options
 
+    dirs = state_options(job_name, flink)
     if launch.bounded:
         # A bounded replay reads a stretch of the topic once: it resumes nothing, and keeps its checkpoints apart
         # so that the unbounded job of the same name never resumes from them.
-        dirs = state_options(job_name, flink)
         apart = {recovery.CHECKPOINT_DIR: dirs[recovery.CHECKPOINT_DIR].rstrip("/") + ".bounded"}
         print(f"{job_name}: bounded run, starting empty", flush=True)
         return make_env(job_name, {**flink, **apart})
     options = {key: str(value) for key, value in flink.items()}
-    dirs = state_options(job_name, flink)
     state = recovery.find_state(dirs[recovery.CHECKPOINT_DIR], dirs[recovery.SAVEPOINT_DIR])
     plan = recovery.plan_start(options, state, fresh=launch.fresh, rewind=launch.rewind)
     moved = recovery.set_aside(plan.set_aside)

@@ -16,7 +16,7 @@ from typing import Any
 
 from pyflink.common import Row, Types
 from pyflink.datastream import KeyedProcessFunction, OutputTag, ProcessFunction, RuntimeContext
-from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
+from pyflink.datastream.state import MapStateDescriptor
 
 from connectors.delivery_ledger import Claim, DeliveryLedger
 from connectors.errors import PermanentError, TransientError
@@ -73,7 +73,7 @@ class KeyTriggers(ProcessFunction):
 
 
 class DeliveryFunction(KeyedProcessFunction):
-    """Keyed by person; waiting (deferred) triggers live in keyed state until their processing-time timer."""
+    """Keyed by person; pending (deferred) triggers live in map state until their processing-time timer."""
 
     def __init__(self, cfg: DeliveryConfig) -> None:
         self.cfg = cfg
@@ -82,8 +82,7 @@ class DeliveryFunction(KeyedProcessFunction):
 
     def open(self, runtime_context: RuntimeContext) -> None:
         cfg = self.cfg
-        # trigger id → {trigger, attempt, first_seen_ms, not_before_ms}: one JSON value per person, written whole
-        self.waiting = runtime_context.get_state(ValueStateDescriptor("waiting", Types.STRING()))
+        self.pending = runtime_context.get_map_state(MapStateDescriptor("pending", Types.STRING(), Types.STRING()))
         # trigger id → final status recorded: in the same checkpoint as the output's transaction, so after a crash
         # it holds exactly the outcomes that reached email.deliveries (kept as long as the ledger keeps claims)
         recorded = MapStateDescriptor("recorded", Types.STRING(), Types.STRING())
@@ -165,22 +164,20 @@ class DeliveryFunction(KeyedProcessFunction):
 
     def process_element(self, value: Row, ctx: KeyedProcessFunction.Context) -> Iterator[Any]:
         trigger = parse_trigger(value[1], self.policy.priorities)
-        waiting = self._waiting()
-        self._rearm(waiting, ctx)
-        if self.recorded.contains(trigger.trigger_id) or trigger.trigger_id in waiting:
+        self._rearm(ctx)
+        if self.recorded.contains(trigger.trigger_id) or self.pending.contains(trigger.trigger_id):
             # In again after its outcome was recorded (or while it waits): a note, not a second outcome.
             yield self._emit(self._record(trigger, "suppressed", "duplicate", None, 0, None, None, "seen before"))
             return
         yield from self._consider(trigger, attempt=0, first_seen_ms=_now_ms(), ctx=ctx)
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterator[Any]:
-        waiting = self._waiting()
         due = []
-        for trigger_id, entry in list(waiting.items()):
+        for trigger_id, raw in list(self.pending.items()):
+            entry = json.loads(raw)
             if entry["not_before_ms"] <= timestamp:
                 due.append((parse_trigger(entry["trigger"], self.policy.priorities), entry))
-                del waiting[trigger_id]
-        self._keep_waiting(waiting)
+                self.pending.remove(trigger_id)
         for trigger, entry in sorted(due, key=lambda pair: queue_order(pair[0])):
             yield from self._consider(trigger, entry["attempt"], entry["first_seen_ms"], ctx)
 
@@ -274,8 +271,8 @@ class DeliveryFunction(KeyedProcessFunction):
                 detail,
                 None,
                 ctx,
-                "outcome_unknown",
-                self.cfg.retries.reconcile_after,
+                reason="outcome_unknown",
+                delay_ms=self.cfg.retries.reconcile_after,
             )
             return
         except AllProvidersDown as exc:
@@ -396,7 +393,7 @@ class DeliveryFunction(KeyedProcessFunction):
             "first_seen_ms": first_seen_ms,
             "not_before_ms": not_before_ms,
         }
-        self._keep_waiting({**self._waiting(), trigger.trigger_id: entry})
+        self.pending.put(trigger.trigger_id, json.dumps(entry))
         ctx.timer_service().register_processing_time_timer(not_before_ms)
 
     def _note(self, trigger: Trigger, claim: Claim) -> None:
@@ -406,22 +403,12 @@ class DeliveryFunction(KeyedProcessFunction):
         except TransientError as exc:
             log.warning("could not note %s for trigger %s in Redis: %s", claim.state, trigger.trigger_id, exc)
 
-    def _rearm(self, waiting: dict[str, dict[str, Any]], ctx: Any) -> None:
-        """Every waiting email's timer again (Flink keeps one per time, so this adds none that exist). In process
+    def _rearm(self, ctx: Any) -> None:
+        """Every pending email's timer again (Flink keeps one per time, so this adds none that exist). In process
         mode PyFlink 2.2.1 may restore a checkpoint without some processing-time timers it holds (README,
         "Delivery"); a person's next trigger then brings them back."""
-        for entry in waiting.values():
-            ctx.timer_service().register_processing_time_timer(entry["not_before_ms"])
-
-    def _waiting(self) -> dict[str, dict[str, Any]]:
-        raw = self.waiting.value()
-        return json.loads(raw) if raw else {}
-
-    def _keep_waiting(self, waiting: dict[str, dict[str, Any]]) -> None:
-        if waiting:
-            self.waiting.update(json.dumps(waiting))
-        else:
-            self.waiting.clear()
+        for raw in self.pending.values():
+            ctx.timer_service().register_processing_time_timer(json.loads(raw)["not_before_ms"])
 
     # records --------------------------------------------------------------------------------------
 
