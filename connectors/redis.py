@@ -26,8 +26,10 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, cast
 
 import redis
@@ -37,7 +39,15 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from connectors.errors import PermanentError, TransientError
 
-__all__ = ["DEFAULT_REDIS_TIMEOUT_S", "TRIGGER_HISTORY_LENGTH", "ProfileStore", "translate_redis_errors"]
+__all__ = [
+    "DEFAULT_REDIS_TIMEOUT_S",
+    "TRIGGER_HISTORY_LENGTH",
+    "BatchedProfileWrites",
+    "GuardedFields",
+    "ProfileStore",
+    "cart_fields",
+    "translate_redis_errors",
+]
 
 log = logging.getLogger(__name__)
 
@@ -45,21 +55,49 @@ DEFAULT_REDIS_TIMEOUT_S = 5.0
 
 TRIGGER_HISTORY_LENGTH = 50
 
-# KEYS[1] profile key; ARGV: guard field, guard time (ms), ttl (ms), then field, value pairs.
-# Writes the pairs (and the guard) only if the stored guard is not newer; moves last_seen_ms forward.
+# KEYS[1] profile key; ARGV: ttl (ms), then per group: guard field, guard time (ms), number of fields, then
+# field, value pairs. Writes a group's pairs (and its guard) only if the stored guard is not newer; moves
+# last_seen_ms forward to the newest guard time. Returns a bit per group written (group i: bit i).
 _WRITE_GUARDED = """
-local current = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '-1')
-local incoming = tonumber(ARGV[2])
+local i = 2
+local group = 0
 local written = 0
-if incoming >= current then
-  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2], unpack(ARGV, 4))
-  written = 1
+local newest = -1
+while i <= #ARGV do
+  local guard, incoming, n = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+  local current = tonumber(redis.call('HGET', KEYS[1], guard) or '-1')
+  if incoming >= current then
+    redis.call('HSET', KEYS[1], guard, ARGV[i + 1], unpack(ARGV, i + 3, i + 2 + 2 * n))
+    written = written + 2 ^ group
+  end
+  if incoming > newest then newest = incoming end
+  i = i + 3 + 2 * n
+  group = group + 1
 end
 local seen = tonumber(redis.call('HGET', KEYS[1], 'last_seen_ms') or '-1')
-if incoming > seen then redis.call('HSET', KEYS[1], 'last_seen_ms', ARGV[2]) end
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
+if newest > seen then redis.call('HSET', KEYS[1], 'last_seen_ms', newest) end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return written
 """
+
+
+@dataclass(frozen=True, slots=True)
+class GuardedFields:
+    """Profile fields written together, only if ``guard_field`` holds no newer event time than ``guard_ms``."""
+
+    guard_field: str
+    guard_ms: int
+    fields: Mapping[str, str]
+
+
+def cart_fields(cart: Mapping[str, Any], updated_ms: int) -> GuardedFields:
+    """The profile's cart fields for a cart snapshot (layout above), guarded by the change's event time."""
+    fields = {
+        "cart": json.dumps(cart, separators=(",", ":"), sort_keys=True),
+        "cart_value": f"{cart.get('value', 0):.2f}",
+        "cart_currency": cart.get("currency") or "",
+    }
+    return GuardedFields("cart_updated_ms", updated_ms, fields)
 
 
 class ProfileStore:
@@ -86,21 +124,34 @@ class ProfileStore:
 
     def write_cart(self, person_id: str, cart: Mapping[str, Any], updated_ms: int) -> bool:
         """Store the cart snapshot unless a newer one is there; returns whether it was written."""
-        fields = {
-            "cart": json.dumps(cart, separators=(",", ":"), sort_keys=True),
-            "cart_value": f"{cart.get('value', 0):.2f}",
-            "cart_currency": cart.get("currency") or "",
-        }
-        return self.write_guarded(person_id, "cart_updated_ms", updated_ms, fields)
+        return self.write_groups(person_id, [cart_fields(cart, updated_ms)]) == 1
 
     def write_guarded(self, person_id: str, guard_field: str, guard_ms: int, fields: Mapping[str, str]) -> bool:
         """Write ``fields`` unless ``guard_field`` already holds a newer event time; one round trip."""
+        return self.write_groups(person_id, [GuardedFields(guard_field, guard_ms, fields)]) == 1
+
+    def write_groups(self, person_id: str, groups: Sequence[GuardedFields]) -> int:
+        """Write each group under its own guard, all in one round trip; returns a bit per group written."""
         client = self._connected()
-        args: list[str | int] = [guard_field, guard_ms, self.ttl_ms]
-        for name, value in fields.items():
-            args += [name, value]
         with translate_redis_errors(f"writing the profile of {person_id!r}"):
-            return bool(self._write_guarded(keys=[self.key(person_id)], args=args, client=client))
+            return int(self._write_guarded(keys=[self.key(person_id)], args=self._args(groups), client=client))
+
+    def write_many(self, writes: Sequence[tuple[str, Sequence[GuardedFields]]]) -> None:
+        """Several people's :meth:`write_groups` in one pipelined round trip (each still guarded on its own)."""
+        client = self._connected()
+        with translate_redis_errors(f"writing {len(writes)} profiles"):
+            pipe = client.pipeline(transaction=False)
+            for person_id, groups in writes:
+                self._write_guarded(keys=[self.key(person_id)], args=self._args(groups), client=pipe)
+            pipe.execute()
+
+    def _args(self, groups: Sequence[GuardedFields]) -> list[str | int]:
+        args: list[str | int] = [self.ttl_ms]
+        for group in groups:
+            args += [group.guard_field, group.guard_ms, len(group.fields)]
+            for name, value in group.fields.items():
+                args += [name, value]
+        return args
 
     def record_trigger(self, person_id: str, trigger: Mapping[str, Any]) -> None:
         """Add a trigger to the person's history; the same trigger twice (a replay) is stored once."""
@@ -137,6 +188,50 @@ class ProfileStore:
         if self._client is not None:
             self._client.close()
             self._client = None
+
+
+class BatchedProfileWrites:
+    """Profile writes gathered and sent in one pipelined round trip per batch, instead of one per record.
+
+    A blocking round trip per record is what limits a thread-mode PyFlink job: every Python operator of the
+    TaskManager shares one interpreter lock, and each reply must wait for it again (BENCHMARKS.md). A batch goes
+    out when it holds ``max_records`` writes, or when its oldest is ``linger_ms`` old (checked on each add, and by
+    a timer of the caller's that calls :meth:`flush`), so a click still reaches the profile within ``linger_ms``.
+
+    What it costs: PyFlink 2.2.1 tells a thread-mode function nothing before a checkpoint barrier, so writes still
+    in the batch when a checkpoint completes are lost if the job dies within ``linger_ms`` after it; the profile
+    then misses those changes until the person's next event (the event-time guard keeps newer data newer).
+    ``max_records: 1`` writes every record at once.
+    """
+
+    def __init__(self, store: ProfileStore, max_records: int, linger_ms: int) -> None:
+        self.store = store
+        self.max_records = max_records
+        self.linger_s = linger_ms / 1000
+        self._pending: list[tuple[str, Sequence[GuardedFields]]] = []
+        self._oldest = 0.0
+
+    def add(self, person_id: str, groups: Sequence[GuardedFields]) -> bool:
+        """Queue one person's writes; sends the batch when it is full or old. Returns whether a batch was
+        started by this add (the caller then sets a timer to send it within ``linger_ms``)."""
+        started = not self._pending
+        if started:
+            self._oldest = time.monotonic()
+        self._pending.append((person_id, groups))
+        if len(self._pending) >= self.max_records or time.monotonic() - self._oldest >= self.linger_s:
+            self.flush()
+            return False
+        return started
+
+    def flush(self) -> None:
+        """Send what is queued (nothing when empty)."""
+        if not self._pending:
+            return
+        batch, self._pending = self._pending, []
+        if len(batch) == 1:
+            self.store.write_groups(*batch[0])
+        else:
+            self.store.write_many(batch)
 
 
 @contextmanager

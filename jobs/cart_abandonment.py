@@ -20,8 +20,8 @@ from pyflink.common import Types
 from pyflink.datastream import DataStream, StreamExecutionEnvironment
 from pyflink.datastream.connectors import Source
 
-from jobs.clickstream import parsed_events
 from jobs.config import CartAbandonmentConfig
+from jobs.event_front import parsed_events
 from jobs.runner import JobSinks, run_job
 from udfs.cart import CartPolicy, Reminder
 from udfs.flink.cart import CartAbandonmentFunction

@@ -14,10 +14,14 @@ from typing import Annotated, Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from udfs.cart import CartPolicy, Reminder
+from udfs.intent_config import BrowsePolicy, IntentWeights
+
 __all__ = [
     "BrowseSettings",
     "CartAbandonmentConfig",
     "CartSettings",
+    "ClickstreamConfig",
     "DeliveryConfig",
     "IntentScoringConfig",
     "SessionSettings",
@@ -27,6 +31,7 @@ __all__ = [
     "EventTimeSettings",
     "KafkaSettings",
     "RedisSettings",
+    "ProfileWriteSettings",
     "ReminderSettings",
     "load_config",
     "parse_duration_ms",
@@ -132,6 +137,15 @@ class CartSettings(_Section):
             )
         return self
 
+    def to_policy(self) -> CartPolicy:
+        """The rule's knobs as :mod:`udfs.cart` takes them."""
+        return CartPolicy(
+            reminders=tuple(Reminder(delay_ms=r.after, template=r.template) for r in self.reminders),
+            cooldown_ms=self.cooldown,
+            max_reminders=self.max_reminders,
+            dedup_window=self.dedup_window,
+        )
+
 
 class Topics(_Section):
     events: str = "clickstream.events"
@@ -173,6 +187,19 @@ class WeightSettings(_Section):
     half_life: DurationMs = 30 * 60_000
     scale: float = Field(20.0, gt=0)
 
+    def to_weights(self) -> IntentWeights:
+        """The weights as :mod:`udfs.intent` takes them."""
+        return IntentWeights(
+            view=self.view,
+            cart_view=self.cart_view,
+            cart_add=self.cart_add,
+            checkout=self.checkout,
+            repeat_view=self.repeat_view,
+            category_view=self.category_view,
+            half_life_ms=self.half_life,
+            scale=self.scale,
+        )
+
 
 class BrowseSettings(_Section):
     min_product_views: int = Field(3, ge=1)
@@ -181,11 +208,39 @@ class BrowseSettings(_Section):
     recent_products: int = Field(10, ge=1)
     top_categories: int = Field(3, ge=1)
 
+    def to_policy(self) -> BrowsePolicy:
+        """The browse rules as :mod:`udfs.intent` takes them."""
+        return BrowsePolicy(
+            min_product_views=self.min_product_views,
+            min_category_views=self.min_category_views,
+            high_intent_threshold=self.high_intent_threshold,
+            recent_products=self.recent_products,
+            top_categories=self.top_categories,
+        )
+
 
 class IntentScoringConfig(_JobConfig):
     """``flink-conf/jobs/intent_scoring.yaml``."""
 
     job_name: str = "intent-scoring"
+    session: SessionSettings = SessionSettings()
+    weights: WeightSettings = WeightSettings()
+    browse: BrowseSettings = BrowseSettings()
+
+
+class ProfileWriteSettings(_Section):
+    """How the clickstream job sends profile writes to Redis (connectors/redis.py ``BatchedProfileWrites``)."""
+
+    batch: int = Field(100, ge=1, description="writes per pipelined round trip; 1 writes each record at once")
+    linger: DurationMs = Field(10, gt=0, description="the longest a write waits for its batch to fill")
+
+
+class ClickstreamConfig(_JobConfig):
+    """``flink-conf/jobs/clickstream.yaml``: the one job over the clickstream (carts, sessions, scores, traits)."""
+
+    job_name: str = "clickstream"
+    profile_writes: ProfileWriteSettings = ProfileWriteSettings()
+    cart: CartSettings
     session: SessionSettings = SessionSettings()
     weights: WeightSettings = WeightSettings()
     browse: BrowseSettings = BrowseSettings()

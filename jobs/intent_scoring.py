@@ -22,8 +22,8 @@ from pyflink.datastream import DataStream, StreamExecutionEnvironment
 from pyflink.datastream.connectors import Source
 
 from connectors.discard import discarding_sink
-from jobs.clickstream import parsed_events
 from jobs.config import IntentScoringConfig
+from jobs.event_front import parsed_events
 from jobs.runner import JobSinks, run_job
 from udfs.flink.intent import IntentSessions
 from udfs.flink.parse import LATE

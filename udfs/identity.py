@@ -29,7 +29,7 @@ from typing import Any
 from udfs.cart import CART_EVENTS, CART_TRANSFERRED, NO_WATERMARK, ORDER_COMPLETED
 from udfs.events import MERGED_FIELD, ClickEvent
 
-__all__ = ["DeviceState", "Routed", "resolved_already", "route"]
+__all__ = ["DeviceState", "Routed", "needs_login_step", "resolved_already", "route"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +82,13 @@ def resolved_already(event: ClickEvent) -> bool:
     """The event is keyed by a known person (the collector resolved its anonymousId, or it has only a userId,
     as server-side calls do) and links nothing: it goes on as it is, without reading the device's state."""
     return event.links_to is None and event.person_id != event.anonymous_id
+
+
+def needs_login_step(event: ClickEvent) -> bool:
+    """The event can change what :func:`route` does for the cart: a link, or a cart event that is not yet known to
+    be a person's. Every other event reaches the cart (where non-cart events change nothing) as it is, so a job
+    may send only these through the step keyed by device and the rest straight on."""
+    return event.links_to is not None or (not resolved_already(event) and _is_cart_event(event))
 
 
 def route(

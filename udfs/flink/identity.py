@@ -10,8 +10,9 @@ from pyflink.common import Row
 from pyflink.datastream import KeyedProcessFunction, RuntimeContext
 
 from udfs.events import parse_event
+from udfs.flink.parse import FOR_CART
 from udfs.flink.state import expiring_json_state
-from udfs.identity import DeviceState, resolved_already, route
+from udfs.identity import DeviceState, route
 
 __all__ = ["FollowLogins"]
 
@@ -19,9 +20,10 @@ __all__ = ["FollowLogins"]
 class FollowLogins(KeyedProcessFunction):
     """Per device: its link to a person, or its cart events until it has one (see :mod:`udfs.identity`).
 
-    Rows come in and go out as ``(person_id, event_time_ms, payload, device_id)``; rows are valid already
-    (``ParseEvents`` sent the rest to the dead-letter topic), and keep their timestamps, so lateness is still
-    judged by the cart step.
+    Rows come in as ``(event_time_ms, payload, roles)`` keyed by device (``RouteEvents`` sends only links and the
+    cart events of browsers not yet known to be a person's), and go out as ``Row(person, (event_time_ms, payload,
+    FOR_CART))`` for the cart step; rows are valid already and keep their timestamps, so lateness is still judged
+    by the cart step.
     """
 
     def __init__(self, max_events: int, state_ttl_ms: int) -> None:
@@ -35,20 +37,16 @@ class FollowLogins(KeyedProcessFunction):
         self.events_dropped = metrics.counter("anonymous_cart_events_dropped")
 
     def process_element(self, value: Row, ctx: KeyedProcessFunction.Context) -> Iterator[Any]:
-        if not value[0]:
-            return  # a watermark heartbeat: it has moved event time on upstream, nothing to keep
-        event = parse_event(value[2])
-        if resolved_already(event):
-            yield value
-            return
+        payload = value.payload
+        event = parse_event(payload)
         raw = self.device.value()
         before = DeviceState.from_dict(json.loads(raw)) if raw else None
         watermark = ctx.timer_service().current_watermark()
-        after, routed = route(before, event, value[2], self.max_events, watermark)
+        after, routed = route(before, event, payload, self.max_events, watermark)
         if after is not before:
             self._save(before, after)
         for r in routed:
-            yield Row(r.person_id, r.event_time_ms, r.payload, value[3])
+            yield Row(r.person_id, Row(r.event_time_ms, r.payload, FOR_CART))
 
     def _save(self, before: DeviceState | None, after: DeviceState | None) -> None:
         if after is None:
