@@ -1,9 +1,9 @@
 """Sustained events/s through the Flink jobs, per job × execution mode (× Flink option set), on this machine.
 
     .venv/bin/python -m sandbox up redis kafka
-    .venv/bin/python bench/flink_throughput.py                       # both jobs, process and thread, shipped options
+    .venv/bin/python bench/flink_throughput.py --jobs floor clickstream   # the product beside the engine floor
     .venv/bin/python bench/flink_throughput.py --configs shipped low-latency     # what lower latency costs
-    .venv/bin/python bench/flink_throughput.py --jobs cart_abandonment --modes process --configs profile \
+    .venv/bin/python bench/flink_throughput.py --jobs clickstream --modes process --configs profile \
         --repeats 1 --keep-logs                                                 # cProfile tables in the job log
 
 Each job runs as ``python jobs/<job>.py --config <temp.yaml>`` (its own embedded MiniCluster, as ``make run``

@@ -5,7 +5,7 @@
     sets an event-time timer per event ─► discard
 
 Same config file, Flink options, parallelism and execution mode as the job it is compared with (``--config``
-takes the cart job's YAML; only ``kafka``, ``topics.events``, ``event_time`` and ``flink`` are used), so
+takes the clickstream job's YAML; only ``kafka``, ``topics.events``, ``event_time`` and ``flink`` are used), so
 the ratio product ÷ floor says what our logic and I/O cost on top of the engine's own per-record price.
 """
 
@@ -22,7 +22,7 @@ from pyflink.datastream.state import ValueStateDescriptor
 
 from connectors.discard import discarding_sink
 from connectors.kafka import kafka_source, partition_count
-from jobs.config import CartAbandonmentConfig, load_config
+from jobs.config import ClickstreamConfig, load_config
 from jobs.flink_env import make_env
 
 __all__ = ["CountPerPerson", "main", "person_of"]
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True, help="a clickstream job's config YAML")
     args = parser.parse_args(argv)
-    cfg = load_config(args.config, CartAbandonmentConfig)
+    cfg = load_config(args.config, ClickstreamConfig)
     kafka, topic = cfg.kafka, cfg.topics.events
     env = make_env(cfg.job_name, cfg.flink)
     partitions = partition_count(kafka, topic) if kafka.parallelism_from_partitions else None

@@ -3,7 +3,7 @@
     .venv/bin/python -m sandbox up redis kafka
     .venv/bin/python bench/profile_latency.py           # shipped vs low-latency options, process and thread mode
     .venv/bin/python bench/profile_latency.py --cases shipped:process low-latency:process --probes 200
-    .venv/bin/python bench/profile_latency.py --job intent_scoring --cases shipped:process low-latency:process
+    .venv/bin/python bench/profile_latency.py --job clickstream --cases shipped:thread low-latency:thread
     .venv/bin/python bench/profile_latency.py --cases shipped:process shipped:process@100 shipped:process@250
 
 The product promises a usable profile within 200 ms of the click. Here the job (the cart job unless
@@ -49,7 +49,7 @@ from sandbox.settings import SandboxSettings, load_settings
 
 __all__ = ["Probe", "main"]
 
-JOBS = ("cart_abandonment", "intent_scoring")  # both write the profile on every event
+JOBS = ("clickstream",)  # writes the profile on every event
 PROMISE_MS = 200.0
 POLL_INTERVAL_S = 0.0005
 PROBE_TIMEOUT_S = 15.0

@@ -27,8 +27,8 @@ from demo.clickstream import (
     sample_clickstream,
     shoppers,
 )
-from jobs.cart_abandonment import DEFAULT_CONFIG
-from jobs.config import CartAbandonmentConfig, DeliveryConfig, load_config
+from jobs.clickstream import DEFAULT_CONFIG
+from jobs.config import ClickstreamConfig, DeliveryConfig, load_config
 from sandbox.esp import esp_sandbox_url
 from sandbox.jobs import CLICKSTREAM_JOBS, DELIVERY_JOBS
 from sandbox.settings import PROJECT_ROOT, SandboxSettings, load_settings
@@ -92,7 +92,7 @@ def _suppress_demo_unsubscribes(settings: SandboxSettings, people: list[str]) ->
     ledger.close()
 
 
-def _print_expected_vs_fired(events: list[dict], fired: list[dict], cfg: CartAbandonmentConfig) -> None:
+def _print_expected_vs_fired(events: list[dict], fired: list[dict], cfg: ClickstreamConfig) -> None:
     """The cart rule computed in one batch over the sample (demo/cart_model.py) beside what the job fired."""
     series = cfg.cart
     policy = ModelPolicy(tuple(r.after for r in series.reminders), series.cooldown, series.max_reminders)
@@ -109,7 +109,7 @@ def _print_expected_vs_fired(events: list[dict], fired: list[dict], cfg: CartAba
 def main() -> int:
     logging.basicConfig(level=logging.WARNING)
     settings = load_settings()
-    cfg = load_config(DEFAULT_CONFIG, CartAbandonmentConfig)
+    cfg = load_config(DEFAULT_CONFIG, ClickstreamConfig)
     bootstrap = settings.kafka_bootstrap
     run_tag = f"demo{uuid.uuid4().hex[:6]}"
     start_ms = int(time.time() * 1000) - 2 * DAY_MS  # yesterday's traffic, replayed on event time

@@ -19,11 +19,9 @@ from udfs.intent_config import BrowsePolicy, IntentWeights
 
 __all__ = [
     "BrowseSettings",
-    "CartAbandonmentConfig",
     "CartSettings",
     "ClickstreamConfig",
     "DeliveryConfig",
-    "IntentScoringConfig",
     "SessionSettings",
     "Topics",
     "WeightSettings",
@@ -164,13 +162,6 @@ class _JobConfig(_Section):
     flink: dict[str, str | int | bool] = Field(default_factory=dict, description="raw Flink options for this job")
 
 
-class CartAbandonmentConfig(_JobConfig):
-    """``flink-conf/jobs/cart_abandonment.yaml``."""
-
-    job_name: str = "cart-abandonment"
-    cart: CartSettings
-
-
 class SessionSettings(_Section):
     gap: DurationMs = 30 * 60_000
 
@@ -217,15 +208,6 @@ class BrowseSettings(_Section):
             recent_products=self.recent_products,
             top_categories=self.top_categories,
         )
-
-
-class IntentScoringConfig(_JobConfig):
-    """``flink-conf/jobs/intent_scoring.yaml``."""
-
-    job_name: str = "intent-scoring"
-    session: SessionSettings = SessionSettings()
-    weights: WeightSettings = WeightSettings()
-    browse: BrowseSettings = BrowseSettings()
 
 
 class ProfileWriteSettings(_Section):

@@ -13,11 +13,10 @@ from sandbox.settings import PROJECT_ROOT, SandboxSettings
 
 __all__ = ["CLICKSTREAM_JOBS", "DELIVERY_JOBS", "JOBS", "job_processes"]
 
-# job name → (entry script, job config). The clickstream jobs read clickstream.events and write triggers;
+# job name → (entry script, job config). The clickstream job reads clickstream.events and writes triggers;
 # the delivery job reads those triggers.
 CLICKSTREAM_JOBS: dict[str, tuple[str, str]] = {
-    "cart_abandonment": ("jobs/cart_abandonment.py", "flink-conf/jobs/cart_abandonment.yaml"),
-    "intent_scoring": ("jobs/intent_scoring.py", "flink-conf/jobs/intent_scoring.yaml"),
+    "clickstream": ("jobs/clickstream.py", "flink-conf/jobs/clickstream.yaml"),
 }
 DELIVERY_JOBS: dict[str, tuple[str, str]] = {
     "email_delivery": ("jobs/email_delivery.py", "flink-conf/jobs/email_delivery.yaml"),

@@ -48,11 +48,9 @@ __all__ = [
 # The clickstream jobs this benchmark can feed and check: job → (entry script, shipped config), as in
 # sandbox/jobs.py (``make run``).
 JOBS: dict[str, tuple[str, str]] = {
-    "cart_abandonment": ("jobs/cart_abandonment.py", "flink-conf/jobs/cart_abandonment.yaml"),
-    "intent_scoring": ("jobs/intent_scoring.py", "flink-conf/jobs/intent_scoring.yaml"),
     "clickstream": ("jobs/clickstream.py", "flink-conf/jobs/clickstream.yaml"),
-    # The engine floor (bench/floor_job.py) runs on the cart job's config: the same Flink options and parallelism.
-    "floor": ("bench/floor_job.py", "flink-conf/jobs/cart_abandonment.yaml"),
+    # The engine floor (bench/floor_job.py) runs on the product's config: the same Flink options and parallelism.
+    "floor": ("bench/floor_job.py", "flink-conf/jobs/clickstream.yaml"),
 }
 READ_TIMEOUT_S = 60.0
 LOG_CHECK_INTERVAL_S = 5.0

@@ -25,8 +25,7 @@ from kafka.admin import KafkaAdminClient, NewTopic
 
 from demo.clickstream import events_of, iso, sample_clickstream, shoppers
 from flinkbench.jobrun import JobOutputs
-from jobs.config import IntentScoringConfig, load_config
-from jobs.intent_scoring import policy_from, weights_from
+from jobs.config import ClickstreamConfig, load_config
 from sandbox.settings import PROJECT_ROOT
 from udfs.events import parse_event
 from udfs.intent import session_end_triggers, summarize
@@ -115,7 +114,9 @@ def produce(
                 progress(n, len(events))
         ticks = [_tick(load.run_tag, p, _ms(events[-1]["timestamp"]) + TICK_AFTER_MS) for p in range(partitions)]
         for partition, tick in enumerate(ticks if clock_tick else []):
-            producer.send(topic, value=json.dumps(tick).encode(), partition=partition, timestamp_ms=_ms(tick["timestamp"]))
+            producer.send(
+                topic, value=json.dumps(tick).encode(), partition=partition, timestamp_ms=_ms(str(tick["timestamp"]))
+            )
         producer.flush(timeout=PRODUCE_TIMEOUT_S)
     finally:
         producer.close(timeout=PRODUCE_TIMEOUT_S)
@@ -173,24 +174,20 @@ def _intent_triggers(position: int) -> tuple[str, ...]:
     A shopper's events depend only on its story (number mod 4) and products (number mod 5), never on its
     start time beyond a shift, so one session per position in the 20-shopper cycle is enough.
     """
-    cfg = load_config(PROJECT_ROOT / "flink-conf/jobs/intent_scoring.yaml", IntentScoringConfig)
+    cfg = load_config(PROJECT_ROOT / "flink-conf/jobs/clickstream.yaml", ClickstreamConfig)
     probe = shoppers(_STORY_PRODUCT_CYCLE, "probe", START_MS)[position]
     events = [parse_event(json.dumps(e)) for e in events_of(probe, position, "probe")]
-    summary = summarize(probe.person_id, events, weights_from(cfg), policy_from(cfg))
+    summary = summarize(probe.person_id, events, cfg.weights.to_weights(), cfg.browse.to_policy())
     window_end = max(e.event_time_ms for e in events) + cfg.session.gap
-    return tuple(t.trigger_type for t in session_end_triggers(summary, window_end, policy_from(cfg)))
+    return tuple(t.trigger_type for t in session_end_triggers(summary, window_end, cfg.browse.to_policy()))
 
 
 def check_outputs(job: str, expected: Expected, outputs: JobOutputs) -> list[str]:
     """What is wrong with a run's outputs (empty: it computed exactly what it should)."""
     if job == "floor":
         return []  # it writes nothing
-    if job == "clickstream":  # both: everyone has a profile (scores), carts and browse triggers alike
-        triggers, profiles = expected.cart_triggers + expected.intent_triggers, expected.intent_profiles
-    elif job == "cart_abandonment":
-        triggers, profiles = expected.cart_triggers, expected.cart_profiles
-    else:
-        triggers, profiles = expected.intent_triggers, expected.intent_profiles
+    # everyone has a profile (scores); cart reminders and browse triggers alike
+    triggers, profiles = expected.cart_triggers + expected.intent_triggers, expected.intent_profiles
     problems = []
     if Counter(outputs.triggers) != triggers:
         problems.append(f"triggers {dict(sorted(outputs.triggers.items()))}, expected {dict(sorted(triggers.items()))}")
