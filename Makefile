@@ -10,7 +10,7 @@ JARS_STAMP  := $(SANDBOX)/jars/.fetched
 VENV_STAMP  := $(VENV)/.installed
 DEPS_STAMP  := $(SANDBOX)/.system-deps
 
-.PHONY: help deps jars venv up down status run stop-jobs demo test test-unit test-int lint clean e2e bench-collector
+.PHONY: help deps jars venv up down status run stop-jobs demo test test-unit test-int lint clean e2e bench bench-collector
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -68,6 +68,9 @@ test-int: deps jars venv ## integration tests against real Kafka, Redis and PyFl
 
 e2e: deps jars venv ## the demo shop in headless Chromium, through the collector to Kafka
 	$(PY) -m pytest tests/e2e
+
+bench: up ## engine floor, the product, a plain-Python baseline and the collector side by side; writes BENCHMARKS.md
+	cd bench && ../$(PY) suite.py $(BENCH_ARGS)
 
 bench-collector: up ## load the collector on loopback; JSON in bench/results/ (see BENCHMARKS.md)
 	$(PY) bench/collector_load.py

@@ -53,6 +53,8 @@ setup(
             "selenium==4.51.0",  # drives Debian's chromium through /usr/bin/chromedriver; never downloads
             "segment-analytics-python==2.4.0",  # the real SDKs, pointed at the collector
             "rudder-sdk-python==2.1.9",
+            "matplotlib==3.10.7",  # make bench's chart (bench/suite.py)
+            "py-spy==0.4.3",  # profiles of the jobs' Python, thread mode included (BENCHMARKS.md)
         ],
     },
 )

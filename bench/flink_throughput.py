@@ -49,11 +49,12 @@ from flinkbench.jobrun import (
     wait_job,
 )
 from flinkbench.results import RESULTS_DIR, git_sha, machine, median, write_result
+from flinkbench.usage import SessionUsage
 from flinkbench.workload import Expected, Workload, check_outputs, create_topics, expected_outputs, produce, workload
 
 from sandbox.settings import PROJECT_ROOT, SandboxSettings, load_settings
 
-__all__ = ["Case", "RunRecord", "main", "summarize"]
+__all__ = ["Case", "RunRecord", "main", "run", "summarize"]
 
 MODES = ("process", "thread")
 DEFAULT_TIMEOUT_S = 420.0
@@ -72,14 +73,15 @@ class Case:
     mode: str
     config: str
     variant: str = ""
+    parallelism: int = 0  # 0: as the job config ships it (one subtask per partition)
 
     @property
-    def key(self) -> tuple[str, str, str, str]:
-        return (self.job, self.mode, self.config, self.variant)
+    def key(self) -> tuple[str, str, str, str, int]:
+        return (self.job, self.mode, self.config, self.variant, self.parallelism)
 
     @property
     def label(self) -> str:
-        return " / ".join(x for x in self.key if x)
+        return " / ".join(str(x) for x in (*self.key[:4], f"p{self.parallelism}" if self.parallelism else "") if x)
 
 
 @dataclass
@@ -98,6 +100,9 @@ class RunRecord:
     outputs: dict[str, Any]
     variant: str = ""
     logs: str = ""  # where the run's logs were kept (failed runs, or all with --keep-logs)
+    parallelism: int = 0
+    cpu_seconds: float = 0.0  # every process of the run (Python, JVM, Python workers), user + system
+    peak_rss_mb: float = 0.0
 
 
 def _interrupted(signum: int, frame: object) -> None:
@@ -124,16 +129,21 @@ def _run_once(
     tag = f"{uuid.uuid4().hex[:8]}-{case.job[:4]}-{case.mode[:4]}-{load.events}"
     root = Path(args.variants[case.variant]) if case.variant else PROJECT_ROOT
     options = flink_options(case.config, case.mode)
-    run = job_config(case.job, tag, load.topic, args.workdir, options, bounded=True, root=root)
+    run = job_config(
+        case.job, tag, load.topic, args.workdir, options, bounded=True, root=root, parallelism=case.parallelism
+    )
     create_topics(settings.kafka_bootstrap, {run.triggers_topic: 2, run.dead_letter_topic: 1})
     try:
         started = time.monotonic()
         extra_env = {"PYTHONPATH": str(root)} if case.variant else {}
         process = start_job(run, settings, extra_env)
+        usage = SessionUsage(process.pid)
+        usage.start()
         try:
             finished = wait_job(process, run, started, args.timeout, lambda s: _log(f"      ... {s:.0f} s"))
         finally:
             stop_job(process)  # only if interrupted: a finished job is left alone
+            used = usage.stop()
         outputs = collect_outputs(run, settings)
     finally:
         delete_keys(settings, run.key_prefix)
@@ -156,6 +166,9 @@ def _run_once(
         outputs=asdict(outputs),
         variant=case.variant,
         logs=logs,
+        parallelism=case.parallelism,
+        cpu_seconds=used.cpu_seconds,
+        peak_rss_mb=used.peak_rss_mb,
     )
 
 
@@ -163,8 +176,8 @@ def summarize(cases: list[Case], runs: list[RunRecord], small: int, large: int) 
     """Per case: the marginal rate of each repetition (both sizes correct), their median, and the fixed cost."""
     rows = []
     for case in cases:
-        mine = [r for r in runs if (r.job, r.mode, r.config, r.variant) == case.key]
-        rates, fixed, reps = [], [], []
+        mine = [r for r in runs if (r.job, r.mode, r.config, r.variant, r.parallelism) == case.key]
+        rates, fixed, reps, cpu = [], [], [], []
         failures = sorted({p for r in mine for p in r.problems})
         for rep in sorted({r.repetition for r in mine}):
             pair = {r.events: r for r in mine if r.repetition == rep}
@@ -175,6 +188,7 @@ def summarize(cases: list[Case], runs: list[RunRecord], small: int, large: int) 
                 failures.append(f"repetition {rep}: the large run was not slower than the small one; raise --large")
                 continue
             rates.append(round((hi.events - lo.events) / (hi.seconds - lo.seconds), 1))
+            cpu.append(round((hi.cpu_seconds - lo.cpu_seconds) / (hi.events - lo.events) * 1000, 3))
             reps.append(rep)
             fixed.append(round(lo.seconds - lo.events * (hi.seconds - lo.seconds) / (hi.events - lo.events), 1))
         rows.append(
@@ -184,6 +198,8 @@ def summarize(cases: list[Case], runs: list[RunRecord], small: int, large: int) 
                 "rates": rates,
                 "repetitions": reps,
                 "fixed_cost_s": median(fixed),
+                "cpu_s_per_1000_events": median(cpu),
+                "peak_rss_mb": max((r.peak_rss_mb for r in mine if r.events == large and r.ok), default=None),
                 "seconds_small": median([r.seconds for r in mine if r.events == small and r.ok]),
                 "seconds_large": median([r.seconds for r in mine if r.events == large and r.ok]),
                 "runs_ok": sum(r.ok for r in mine),
@@ -195,22 +211,26 @@ def summarize(cases: list[Case], runs: list[RunRecord], small: int, large: int) 
 
 
 def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Side-by-side ratios within this run: thread/process, each option set/shipped, each variant/working tree.
+    """Side-by-side ratios within this run: each job / the engine floor, thread/process, each option set/shipped,
+    each variant/working tree, at the same parallelism.
 
     ``ratio`` divides the medians; ``per_repetition`` divides the rates of the same repetition (measured
     minutes apart, so under the most similar load), and ``median_of_repetitions`` is their median.
     """
-    by_key = {(r["job"], r["mode"], r["config"], r["variant"]): r for r in rows}
+    by_key = {(r["job"], r["mode"], r["config"], r["variant"], r["parallelism"]): r for r in rows}
     out = []
-    for (job, mode, config, variant), row in by_key.items():
+    for (job, mode, config, variant, par), row in by_key.items():
         of = f"{config}, {variant}" if variant else config
+        at = f", p{par}" if par else ""
         bases = []
+        if job != "floor":
+            bases.append((f"{job} / floor ({mode}, {of}{at})", by_key.get(("floor", mode, config, "", par))))
         if mode == "thread":
-            bases.append((f"thread / process ({of})", by_key.get((job, "process", config, variant))))
+            bases.append((f"thread / process ({of}{at})", by_key.get((job, "process", config, variant, par))))
         if config != "shipped":
-            bases.append((f"{config} / shipped ({mode})", by_key.get((job, mode, "shipped", variant))))
+            bases.append((f"{config} / shipped ({mode}{at})", by_key.get((job, mode, "shipped", variant, par))))
         if variant:
-            bases.append((f"{variant} / working tree ({mode}, {config})", by_key.get((job, mode, config, ""))))
+            bases.append((f"{variant} / working tree ({mode}, {config}{at})", by_key.get((job, mode, config, "", par))))
         for what, base in bases:
             if not (base and base["events_per_s"] and row["events_per_s"]):
                 continue
@@ -231,14 +251,20 @@ def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def print_table(rows: list[dict[str, Any]], ratio_rows: list[dict[str, Any]], small: int, large: int) -> None:
     print(f"\nmarginal events/s between {small:,} and {large:,} events (median of repetitions)")
-    header = f"{'job / mode / options / variant':44} {'events/s':>9} {'per rep':24} {'fixed s':>8} {'ok':>6}"
+    header = (
+        f"{'job / mode / options / variant / parallelism':48} {'events/s':>9} {'per rep':20} {'cpu-s/1k':>8} "
+        f"{'RSS MB':>7} {'fixed s':>7} {'ok':>6}"
+    )
     print(header + "\n" + "-" * len(header))
     for r in rows:
         rate = f"{r['events_per_s']:,.0f}" if r["events_per_s"] else "none"
         reps = ", ".join(f"{x:,.0f}" for x in r["rates"]) or "-"
         fixed = f"{r['fixed_cost_s']:.0f}" if r["fixed_cost_s"] is not None else "-"
-        label = " / ".join(r[k] for k in ("job", "mode", "config", "variant") if r[k])
-        print(f"{label:44} {rate:>9} {reps:24} {fixed:>8} {r['runs_ok']:>3}/{r['runs']:<2}")
+        cpu = f"{r['cpu_s_per_1000_events']:.2f}" if r["cpu_s_per_1000_events"] is not None else "-"
+        rss = f"{r['peak_rss_mb']:,.0f}" if r["peak_rss_mb"] is not None else "-"
+        label = " / ".join(str(r[k]) for k in ("job", "mode", "config", "variant") if r[k])
+        label += f" / p{r['parallelism']}" if r["parallelism"] else ""
+        print(f"{label:48} {rate:>9} {reps:20} {cpu:>8} {rss:>7} {fixed:>7} {r['runs_ok']:>3}/{r['runs']:<2}")
         for problem in r["problems"]:
             print(f"{'':20}! {problem[:160]}")
     for q in ratio_rows:
@@ -280,6 +306,13 @@ def _measure(
 
 
 def main(argv: list[str] | None = None) -> int:
+    payload, path = run(argv)
+    print(f"\nresult: {path}   page: .venv/bin/python bench/report.py")
+    return 0 if all(r["ok"] for r in payload["runs"]) else 1
+
+
+def run(argv: list[str] | None = None) -> tuple[dict[str, Any], Path]:
+    """Measure as the command line says; returns the result (as written) and the file it was written to."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--jobs", nargs="+", choices=list(JOBS), default=list(JOBS))
     parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
@@ -289,6 +322,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="repetitions of every pair (default: %(default)s)")
     parser.add_argument(
         "--partitions", type=int, default=2, help="partitions of the input topic, = parallelism (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--parallelisms",
+        nargs="+",
+        type=int,
+        default=[0],
+        help="subtasks per operator, one case each (default: 0, as the job config ships it)",
     )
     parser.add_argument("--no-clock-tick", dest="clock_tick", action="store_false", help="see flinkbench/workload.py")
     parser.add_argument(
@@ -308,7 +348,14 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings()
     args.variants = dict(v.split("=", 1) for v in args.variant)
     names = ["", *args.variants]
-    cases = [Case(j, m, c, v) for j in args.jobs for m in args.modes for c in args.configs for v in names]
+    cases = [
+        Case(j, m, c, v, p)
+        for p in args.parallelisms
+        for m in args.modes
+        for c in args.configs
+        for v in names
+        for j in args.jobs
+    ]
     sha, started_at, host = git_sha(), datetime.now(UTC).isoformat(timespec="seconds"), machine()
     signal.signal(signal.SIGTERM, _interrupted)
     args.workdir = Path(tempfile.mkdtemp(prefix="flink-throughput-"))
@@ -340,8 +387,7 @@ def main(argv: list[str] | None = None) -> int:
         "runs": [asdict(r) for r in runs],
     }
     path = write_result("flink-throughput", payload, args.out or RESULTS_DIR)
-    print(f"\nresult: {path}   page: .venv/bin/python bench/report.py")
-    return 0 if all(r.ok for r in runs) else 1
+    return payload, path
 
 
 if __name__ == "__main__":

@@ -107,8 +107,10 @@ def job_config(
     flink_options: Mapping[str, object],
     bounded: bool,
     root: Path = PROJECT_ROOT,
+    parallelism: int = 0,
 ) -> JobRun:
-    """Write the shipped config of ``job`` (as ``root`` ships it) with fresh names and ``flink_options`` on top."""
+    """Write the shipped config of ``job`` (as ``root`` ships it) with fresh names and ``flink_options`` on top;
+    ``parallelism`` > 0 runs every operator with that many subtasks, whatever the topic's partitions."""
     _, shipped = JOBS[job]
     cfg: dict[str, Any] = yaml.safe_load((root / shipped).read_text())
     run = JobRun(
@@ -124,12 +126,15 @@ def job_config(
     )
     cfg["job_name"] = f"bench-{tag}"
     cfg["kafka"].update({"group_id": f"bench-{tag}", "starting_offsets": "earliest", "bounded": bounded})
+    if parallelism > 0:
+        cfg["kafka"]["parallelism_from_partitions"] = False
     cfg["topics"] = {"events": events_topic, "dead_letter": run.dead_letter_topic, "triggers": run.triggers_topic}
     cfg["redis"]["key_prefix"] = run.key_prefix
     cfg["flink"] = {
         **cfg["flink"],
         "execution.checkpointing.dir": (workdir / "checkpoints" / tag).as_uri(),
         **flink_options,
+        **({"parallelism.default": parallelism} if parallelism > 0 else {}),
     }
     run.config_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return run
