@@ -101,13 +101,13 @@ class ClickstreamFunction(KeyedProcessFunction):
             self.profiles.close()
 
     def process_element(self, value: Row, ctx: KeyedProcessFunction.Context) -> Iterator[Any]:
-        event_time_ms, payload, roles = value[0], value[1], value[2]
+        event_time_ms, payload, roles, arrived_as_ms = value[0], value[1], value[2], value[3]
         watermark = ctx.timer_service().current_watermark()
-        # Flink's rule: the watermark says nothing at or before it is to come. Judged by the record's timestamp,
-        # the original event's time also for a cart event the login step moved to the login's time.
-        if ctx.timestamp() <= watermark:
+        # Flink's rule: the watermark says nothing at or before it is to come. Judged by the time of the event that
+        # brought the record: its own, also for a cart event the login step moved to the login's time.
+        if arrived_as_ms <= watermark:
             self.late_events.inc()
-            yield LATE, late_record(payload, ctx.timestamp(), watermark, f"{self.stage}.late")
+            yield LATE, late_record(payload, arrived_as_ms, watermark, f"{self.stage}.late")
             return
         person = ctx.get_current_key()
         event = parse_event(payload)

@@ -20,10 +20,10 @@ __all__ = ["FollowLogins"]
 class FollowLogins(KeyedProcessFunction):
     """Per device: its link to a person, or its cart events until it has one (see :mod:`udfs.identity`).
 
-    Rows come in as ``(event_time_ms, payload, roles)`` keyed by device (``RouteEvents`` sends only links and the
-    cart events of browsers not yet known to be a person's), and go out as ``Row(person, (event_time_ms, payload,
-    FOR_CART))`` for the cart step; rows are valid already and keep their timestamps, so lateness is still judged
-    by the cart step.
+    Rows come in as ``(event_time_ms, payload, roles, arrived_as_ms)`` keyed by device (``RouteEvents`` sends only
+    links and the cart events of browsers not yet known to be a person's), and go out as ``Row(person,
+    (event_time_ms, payload, FOR_CART, arrived_as_ms))`` for the cart step; rows are valid already, and keep the
+    time of the event that brought them, so lateness is still judged by the cart step.
     """
 
     def __init__(self, max_events: int, state_ttl_ms: int) -> None:
@@ -46,7 +46,7 @@ class FollowLogins(KeyedProcessFunction):
         if after is not before:
             self._save(before, after)
         for r in routed:
-            yield Row(r.person_id, Row(r.event_time_ms, r.payload, FOR_CART))
+            yield Row(r.person_id, Row(r.event_time_ms, r.payload, FOR_CART, event.event_time_ms))
 
     def _save(self, before: DeviceState | None, after: DeviceState | None) -> None:
         if after is None:

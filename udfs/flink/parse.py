@@ -47,8 +47,16 @@ FOR_ACTIVITY = 2
 
 
 def routed_event_type() -> RowTypeInfo:
-    """``(event_time_ms, payload, roles)``: a record on its way to the person's keyed step."""
-    return Types.ROW_NAMED(["event_time_ms", "payload", "roles"], [Types.LONG(), Types.STRING(), Types.INT()])
+    """``(event_time_ms, payload, roles, arrived_as_ms)``: a record on its way to the person's keyed step.
+
+    ``arrived_as_ms`` is the time of the event that brought it, by which lateness is judged: the event's own time,
+    also for a cart event the login step moved to the login's time (``event_time_ms``). It travels in the row
+    because Flink does not keep element timestamps on a Python function's side outputs and keyed outputs.
+    """
+    return Types.ROW_NAMED(
+        ["event_time_ms", "payload", "roles", "arrived_as_ms"],
+        [Types.LONG(), Types.STRING(), Types.INT(), Types.LONG()],
+    )
 
 
 def keyed_event_type() -> RowTypeInfo:
@@ -94,7 +102,7 @@ class RouteEvents(ProcessFunction):
         self.parsed.inc()
         t = event.event_time_ms
         if self.follow_logins and needs_login_step(event):
-            yield LOGINS, Row(event.device_id, Row(t, value, FOR_CART))
-            yield Row(event.person_id, Row(t, value, FOR_ACTIVITY))
+            yield LOGINS, Row(event.device_id, Row(t, value, FOR_CART, t))
+            yield Row(event.person_id, Row(t, value, FOR_ACTIVITY, t))
         else:
-            yield Row(event.person_id, Row(t, value, FOR_CART | FOR_ACTIVITY))
+            yield Row(event.person_id, Row(t, value, FOR_CART | FOR_ACTIVITY, t))
