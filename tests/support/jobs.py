@@ -1,4 +1,5 @@
-"""Run a job as its own process, as ``make run`` does, so a test can feed it live and kill it."""
+"""Run a job as its own process, as ``make run`` does, so a test can feed it live and kill it; or the clickstream
+job bounded, in this process, to the end of its input."""
 
 from __future__ import annotations
 
@@ -15,12 +16,12 @@ from typing import Any
 import pytest
 import yaml
 
-from connectors.kafka import kafka_sink, kafka_source
-from jobs.cart_abandonment import DEFAULT_CONFIG as CART_CONFIG
-from jobs.cart_abandonment import build as build_cart_job
-from jobs.config import CartAbandonmentConfig, load_config
+from connectors.kafka import kafka_source
+from jobs.clickstream import DEFAULT_CONFIG as CLICKSTREAM_CONFIG
+from jobs.clickstream import build as build_clickstream_job
+from jobs.config import ClickstreamConfig, load_config
 from jobs.flink_env import make_env
-from jobs.runner import JobSinks
+from jobs.runner import kafka_job_sinks
 from sandbox.process import process_environment
 from sandbox.settings import PROJECT_ROOT
 
@@ -33,7 +34,11 @@ def job_config(
     flink: dict[str, Any],
     kafka: dict[str, Any] | None = None,
 ) -> Path:
-    """The shipped config of ``job`` with this test's topics, group, Redis prefix and Flink options.
+    """The shipped config of ``job`` (``clickstream``) with this test's topics, group, Redis prefix and Flink
+    options, unbounded, reading from the earliest offset, ``event_time.idleness`` 2 s.
+
+    Its events topic must keep the record timestamps the collector (or :meth:`KafkaTestClient.produce`) stamps
+    with the event times (``create_topics(..., create_time=True)``): the source makes the watermarks from them.
 
     :param kafka: more ``kafka:`` settings, e.g. ``{"bootstrap_servers": ...}`` for a broker of the test's own
         (the shipped ``${KAFKA_BOOTSTRAP_SERVERS:-...}`` would read the sandbox's from the environment).
@@ -118,9 +123,13 @@ def log_errors(log: Path, lines: int = 30) -> str:
     return "\n".join(found[-lines:]) or f"(no error lines in {log})"
 
 
-def bounded_cart_config(name: str, topics: dict[str, str]) -> CartAbandonmentConfig:
-    """The shipped cart job's config, bounded, on this test's topics, group and Redis prefix."""
-    cfg = load_config(CART_CONFIG, CartAbandonmentConfig, {"kafka.bounded": True})
+def bounded_clickstream_config(name: str, topics: dict[str, str]) -> ClickstreamConfig:
+    """The shipped clickstream job's config, bounded, on this test's topics, group and Redis prefix.
+
+    A bounded run makes no watermarks: nothing in it is late, and every timer fires at the end of its input, in
+    event-time order, so it gives the batch model's triggers whatever the record timestamps (and heartbeats) are.
+    """
+    cfg = load_config(CLICKSTREAM_CONFIG, ClickstreamConfig, {"kafka.bounded": True})
     return cfg.model_copy(
         update={
             "job_name": name,
@@ -131,14 +140,11 @@ def bounded_cart_config(name: str, topics: dict[str, str]) -> CartAbandonmentCon
     )
 
 
-def run_cart_job(cfg: CartAbandonmentConfig, flink: dict[str, Any] | None = None) -> None:
-    """The cart job's ``build()`` on an embedded cluster in this process, to the end of its bounded input."""
+def run_clickstream_job(cfg: ClickstreamConfig, flink: dict[str, Any] | None = None) -> None:
+    """The clickstream job's ``build()`` on an embedded cluster in this process, with the real Kafka source and
+    sinks (triggers exactly once), to the end of its bounded input."""
     env = make_env(cfg.job_name, {**cfg.flink, **(flink or {})})
-    sinks = JobSinks(
-        triggers=kafka_sink(cfg.kafka, cfg.topics.triggers, exactly_once=True, transactional_id_prefix=cfg.job_name),
-        dead_letter=kafka_sink(cfg.kafka, cfg.topics.dead_letter, exactly_once=False, transactional_id_prefix=""),
-    )
-    build_cart_job(env, cfg, kafka_source(cfg.kafka, cfg.topics.events), sinks)
+    build_clickstream_job(env, cfg, kafka_source(cfg.kafka, cfg.topics.events), kafka_job_sinks(cfg))
     env.execute(cfg.job_name)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable
+from datetime import datetime
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
@@ -16,22 +17,46 @@ class KafkaTestClient:
         self.admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="tests")
         self.producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
 
-    def create_topics(self, *names: str, partitions: int = 2) -> None:
+    def create_topics(self, *names: str, partitions: int = 2, create_time: bool = False) -> None:
         """Topics as flink-conf/topics.yaml makes the jobs' outputs: stamped when written, so the broker's
-        time retention does not delete records the jobs stamp with the tests' (2026-01) event times."""
-        config = {"message.timestamp.type": "LogAppendTime"}
+        time retention does not delete records the jobs stamp with the tests' (2026-01) event times.
+
+        :param create_time: an events topic instead, as ``clickstream.events`` is: each record keeps the timestamp
+            its producer gave it (CreateTime), which an unbounded clickstream job makes its watermarks from (the
+            collector stamps the event's time there; :meth:`produce` does the same for dicts). Kept without time
+            retention, so that the tests' month-old event times are not deleted at the broker's next check.
+        """
+        if create_time:
+            config = {"message.timestamp.type": "CreateTime", "retention.ms": "-1"}
+        else:
+            config = {"message.timestamp.type": "LogAppendTime"}
         self.admin.create_topics([NewTopic(name, partitions, 1, topic_configs=config) for name in names])
 
-    def produce(self, topic: str, records: Iterable[bytes | str | dict], key: str | None = None) -> int:
+    def produce(
+        self,
+        topic: str,
+        records: Iterable[bytes | str | dict],
+        key: str | None = None,
+        timestamp_ms: int | None = None,
+    ) -> int:
+        """Each record to ``topic``; a dict is keyed by its person and its record stamped with its ``timestamp``, as
+        the collector does (an unbounded job's watermarks come from the record timestamps).
+
+        :param key: the key of bytes and str records (none by default).
+        :param timestamp_ms: the record timestamp of bytes and str records (the producer's clock by default).
+        """
         count = 0
         for record in records:
             if isinstance(record, dict):
                 value = json.dumps(record).encode()
-                record_key = str(record.get("userId") or record.get("anonymousId") or "").encode() or None
+                person = record.get("personId") or record.get("userId") or record.get("anonymousId") or ""
+                record_key = str(person).encode() or None
+                stamp = event_time_ms(record)
             else:
                 value = record.encode() if isinstance(record, str) else record
                 record_key = key.encode() if key else None
-            self.producer.send(topic, value=value, key=record_key)
+                stamp = timestamp_ms
+            self.producer.send(topic, value=value, key=record_key, timestamp_ms=stamp)
             count += 1
         self.producer.flush(timeout=30)
         return count
@@ -63,3 +88,12 @@ class KafkaTestClient:
     def close(self) -> None:
         self.producer.close()
         self.admin.close()
+
+
+def event_time_ms(doc: dict) -> int | None:
+    """An event's ``timestamp`` (ISO 8601, as the tests' builders write it) in epoch ms; ``None`` without a usable
+    one (the producer's clock then stamps the record)."""
+    try:
+        return int(datetime.fromisoformat(doc["timestamp"]).timestamp() * 1000)
+    except (KeyError, TypeError, ValueError):
+        return None
