@@ -1,10 +1,11 @@
 """A backlog after an outage, then a quiet shop: every owed reminder, and a live one on time with no traffic.
 
-The cart job runs unbounded as its own process (as ``make run`` does), started on a backlog: shoppers from
-five days ago, sent through a collector of the test's own (heartbeats on) before the job starts, as after an
+The clickstream job runs unbounded as its own process (as ``make run`` does), started on a backlog: shoppers
+from five days ago, sent through a collector of the test's own (heartbeats on) before the job starts, as after an
 outage. It must fire exactly the batch model's reminders for them and dead-letter none as late. Then one live
 ``Product Added`` and nothing else: the collector's watermark heartbeats alone must bring its reminder
-(20 s after the add), which without them would wait for the next click.
+(20 s after the add), which without them would wait for the next click. The collector stamps each record with
+its event's time and each heartbeat with its event clock; the job's Kafka source makes its watermarks from those.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import yaml
 from demo.cart_model import ModelPolicy, ModelTrigger, expected_triggers
 from tests.support.collector import own_collector
 from tests.support.events import DAY, HOUR, SECOND, iso, product_added, product_removed
+from tests.support.histories import as_model_trigger
 from tests.support.jobs import job_config, running_job, wait_for
 
 pytestmark = pytest.mark.integration
@@ -48,7 +50,7 @@ def backlog(run_id: str, now_ms: int) -> list[dict[str, Any]]:
 
 def test_a_backlog_gives_the_owed_reminders_and_a_silent_shop_still_gets_its_own(sandbox, kafka, run_id, tmp_path):
     topics = {"events": f"quiet-{run_id}", "dead_letter": f"quiet-dlq-{run_id}", "triggers": f"quiet-tr-{run_id}"}
-    kafka.create_topics(topics["events"], partitions=4)
+    kafka.create_topics(topics["events"], partitions=4, create_time=True)
     kafka.create_topics(topics["dead_letter"], topics["triggers"])
     log = tmp_path / "job.log"
     collector_env = {
@@ -62,7 +64,7 @@ def test_a_backlog_gives_the_owed_reminders_and_a_silent_shop_still_gets_its_own
         old = backlog(run_id, int(time.time() * 1000))
         assert c.post("batch", {"batch": old}).status_code == 200
         config = _config(tmp_path, run_id, topics)
-        with running_job("cart_abandonment", config, log) as job:
+        with running_job("clickstream", config, log) as job:
             on_topic = [d for d in map(json.loads, kafka.read_all(topics["events"])) if d.get("type") != "watermark"]
             owed = expected_triggers(on_topic, POLICY)
 
@@ -77,7 +79,8 @@ def test_a_backlog_gives_the_owed_reminders_and_a_silent_shop_still_gets_its_own
             assert c.post("track", live).status_code == 200
 
             def fired() -> list[ModelTrigger]:
-                return sorted(_as_model(t) for t in kafka.read_json(topics["triggers"]))
+                triggers = kafka.read_json(topics["triggers"])
+                return sorted(as_model_trigger(t) for t in triggers if t["trigger_type"] == "cart_abandonment")
 
             live_first = ModelTrigger(f"{run_id}-live", 1, added_ms + 20 * SECOND, (("sock", 1),))
 
@@ -99,6 +102,7 @@ def test_a_backlog_gives_the_owed_reminders_and_a_silent_shop_still_gets_its_own
     assert [t for t in got if t.person_id != live_first.person_id] == owed
     assert kafka.read_json(topics["dead_letter"]) == []
     triggers = kafka.read_json(topics["triggers"])
+    assert {t["trigger_type"] for t in triggers} == {"cart_abandonment"}  # carts in every session: no browse trigger
     assert len({t["trigger_id"] for t in triggers}) == len(triggers)
 
 
@@ -106,15 +110,8 @@ def _same_but_time(a: ModelTrigger, b: ModelTrigger) -> bool:
     return (a.person_id, a.reminder_index, a.lines) == (b.person_id, b.reminder_index, b.lines)
 
 
-def _as_model(t: dict[str, Any]) -> ModelTrigger:
-    lines = tuple(sorted((i["product_id"], i["quantity"]) for i in t["items"]))
-    return ModelTrigger(t["person_id"], t["reminder_index"], t["fired_at_ms"], lines)
-
-
 def _config(tmp_path: Path, run_id: str, topics: dict[str, str]) -> Path:
-    path = job_config(
-        "cart_abandonment", tmp_path, f"quiet-{run_id}", topics, {"execution.checkpointing.interval": "2s"}
-    )
+    path = job_config("clickstream", tmp_path, f"quiet-{run_id}", topics, {"execution.checkpointing.interval": "2s"})
     cfg = yaml.safe_load(path.read_text())
     cfg["cart"].update({"reminders": REMINDERS, "max_reminders": 2, "cooldown": "0s", "state_ttl": "30d"})
     cfg["event_time"]["max_out_of_orderness"] = "2s"
