@@ -45,6 +45,7 @@ __all__ = [
     "BatchedProfileWrites",
     "GuardedFields",
     "ProfileStore",
+    "ProfileWrite",
     "cart_fields",
     "translate_redis_errors",
 ]
@@ -88,6 +89,15 @@ class GuardedFields:
     guard_field: str
     guard_ms: int
     fields: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileWrite:
+    """What one record changes in one person's profile: field groups, and triggers for the history."""
+
+    person_id: str
+    groups: Sequence[GuardedFields] = ()
+    triggers: Sequence[Mapping[str, Any]] = ()
 
 
 def cart_fields(cart: Mapping[str, Any], updated_ms: int) -> GuardedFields:
@@ -136,13 +146,16 @@ class ProfileStore:
         with translate_redis_errors(f"writing the profile of {person_id!r}"):
             return int(self._write_guarded(keys=[self.key(person_id)], args=self._args(groups), client=client))
 
-    def write_many(self, writes: Sequence[tuple[str, Sequence[GuardedFields]]]) -> None:
-        """Several people's :meth:`write_groups` in one pipelined round trip (each still guarded on its own)."""
+    def write_many(self, writes: Sequence[ProfileWrite]) -> None:
+        """Several people's field groups and triggers in one pipelined round trip (each group guarded on its own)."""
         client = self._connected()
         with translate_redis_errors(f"writing {len(writes)} profiles"):
             pipe = client.pipeline(transaction=False)
-            for person_id, groups in writes:
-                self._write_guarded(keys=[self.key(person_id)], args=self._args(groups), client=pipe)
+            for write in writes:
+                if write.groups:
+                    self._write_guarded(keys=[self.key(write.person_id)], args=self._args(write.groups), client=pipe)
+                for trigger in write.triggers:
+                    self._queue_trigger(pipe, write.person_id, trigger)
             pipe.execute()
 
     def _args(self, groups: Sequence[GuardedFields]) -> list[str | int]:
@@ -156,14 +169,17 @@ class ProfileStore:
     def record_trigger(self, person_id: str, trigger: Mapping[str, Any]) -> None:
         """Add a trigger to the person's history; the same trigger twice (a replay) is stored once."""
         client = self._connected()
-        key = f"{self.key(person_id)}:triggers"
-        member = json.dumps(trigger, separators=(",", ":"), sort_keys=True)
         with translate_redis_errors(f"recording a trigger of {person_id!r}"):
             pipe = client.pipeline(transaction=True)
-            pipe.zadd(key, {member: int(trigger["fired_at_ms"])})
-            pipe.zremrangebyrank(key, 0, -TRIGGER_HISTORY_LENGTH - 1)
-            pipe.pexpire(key, self.ttl_ms)
+            self._queue_trigger(pipe, person_id, trigger)
             pipe.execute()
+
+    def _queue_trigger(self, pipe: Any, person_id: str, trigger: Mapping[str, Any]) -> None:
+        key = f"{self.key(person_id)}:triggers"
+        member = json.dumps(trigger, separators=(",", ":"), sort_keys=True)
+        pipe.zadd(key, {member: int(trigger["fired_at_ms"])})
+        pipe.zremrangebyrank(key, 0, -TRIGGER_HISTORY_LENGTH - 1)
+        pipe.pexpire(key, self.ttl_ms)
 
     def trigger_history(self, person_id: str) -> list[dict[str, Any]]:
         client = self._connected()
@@ -208,16 +224,16 @@ class BatchedProfileWrites:
         self.store = store
         self.max_records = max_records
         self.linger_s = linger_ms / 1000
-        self._pending: list[tuple[str, Sequence[GuardedFields]]] = []
+        self._pending: list[ProfileWrite] = []
         self._oldest = 0.0
 
-    def add(self, person_id: str, groups: Sequence[GuardedFields]) -> bool:
-        """Queue one person's writes; sends the batch when it is full or old. Returns whether a batch was
+    def add(self, write: ProfileWrite) -> bool:
+        """Queue one record's writes; sends the batch when it is full or old. Returns whether a batch was
         started by this add (the caller then sets a timer to send it within ``linger_ms``)."""
         started = not self._pending
         if started:
             self._oldest = time.monotonic()
-        self._pending.append((person_id, groups))
+        self._pending.append(write)
         if len(self._pending) >= self.max_records or time.monotonic() - self._oldest >= self.linger_s:
             self.flush()
             return False
@@ -228,10 +244,7 @@ class BatchedProfileWrites:
         if not self._pending:
             return
         batch, self._pending = self._pending, []
-        if len(batch) == 1:
-            self.store.write_groups(*batch[0])
-        else:
-            self.store.write_many(batch)
+        self.store.write_many(batch)
 
 
 @contextmanager

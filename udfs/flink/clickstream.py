@@ -22,7 +22,7 @@ from pyflink.common import Row, Types
 from pyflink.datastream import KeyedProcessFunction, RuntimeContext, TimeDomain
 from pyflink.datastream.state import ValueStateDescriptor
 
-from connectors.redis import BatchedProfileWrites, GuardedFields, ProfileStore, cart_fields
+from connectors.redis import BatchedProfileWrites, GuardedFields, ProfileStore, ProfileWrite, cart_fields
 from udfs.cart import CART_EVENTS, CART_TRANSFERRED, CartDecision, CartPolicy, CartState, apply_event, fire_timer
 from udfs.events import ClickEvent, InvalidEvent, dead_letter_record, load_json_object, parse_event
 from udfs.flink.parse import DEAD_LETTER, FOR_ACTIVITY, FOR_CART, LATE, late_record
@@ -251,14 +251,13 @@ class ClickstreamFunction(KeyedProcessFunction):
     # --- Redis -------------------------------------------------------------------------------------------------
 
     def _write(self, person: str, writes: _Writes, ctx: KeyedProcessFunction.Context) -> None:
-        assert self.profiles is not None and self.batch is not None
-        if writes.groups and self.batch.add(person, writes.groups):
+        assert self.batch is not None
+        if not (writes.groups or writes.triggers):
+            return
+        if self.batch.add(ProfileWrite(person, writes.groups, writes.triggers)):
             # the batch's first write: make sure it goes out within the linger even if no record follows
             timers = ctx.timer_service()
             timers.register_processing_time_timer(timers.current_processing_time() + self.linger_ms)
-        for trigger in writes.triggers:  # rare; written at once, after the profile writes they follow
-            self.batch.flush()
-            self.profiles.record_trigger(person, trigger)
 
 
 @lru_cache(maxsize=8192)
