@@ -1,7 +1,7 @@
-"""The Kafka broker crashes for 30 s while the collector takes traffic and the cart job runs (issue 9).
+"""The Kafka broker crashes for 30 s while the collector takes traffic and the clickstream job runs (issue 9).
 
 Everything runs against a broker of the test's own (same jars as the sandbox's, its own ports and data): a
-collector of its own in front of it and the shipped cart abandonment job as its own process (as under
+collector of its own in front of it and the shipped clickstream job as its own process (as under
 ``make run``), checkpointing every 2 s with a fixed-delay restart strategy, so Flink itself restarts the job
 from its latest checkpoint if the outage fails it. Redis is the sandbox's.
 
@@ -34,14 +34,15 @@ import pytest
 import requests
 import yaml
 
-from demo.cart_model import ModelPolicy, ModelTrigger, expected_triggers
-from jobs.cart_abandonment import DEFAULT_CONFIG
-from jobs.config import CartAbandonmentConfig, load_config
+from demo.cart_model import ModelTrigger, expected_triggers
+from jobs.clickstream import DEFAULT_CONFIG
+from jobs.config import ClickstreamConfig, load_config
 from sandbox.kafka import create_topics, kafka_process
 from sandbox.settings import PROJECT_ROOT, SandboxSettings
 from tests.support.broker import crash, private_broker
 from tests.support.collector import CollectorClient, own_collector
 from tests.support.events import BEGINNING, DAY, MINUTE, order_completed, page_viewed, product_added, product_removed
+from tests.support.histories import as_model_trigger, cart_policy
 from tests.support.jobs import job_config, running_job, wait_for
 from tests.support.kafka import KafkaTestClient
 
@@ -175,14 +176,9 @@ def _send_rounds(
         stop.wait(PAUSE_S)
 
 
-def _policy() -> ModelPolicy:
-    cart = load_config(DEFAULT_CONFIG, CartAbandonmentConfig).cart
-    return ModelPolicy(tuple(r.after for r in cart.reminders), cart.cooldown, cart.max_reminders)
-
-
-def _fired(trigger: dict[str, Any]) -> ModelTrigger:
-    lines = tuple(sorted((i["product_id"], i["quantity"]) for i in trigger["items"]))
-    return ModelTrigger(trigger["person_id"], trigger["reminder_index"], trigger["fired_at_ms"], lines)
+def _reminders(triggers: list[dict[str, Any]]) -> set[ModelTrigger]:
+    """The cart reminders among ``triggers``, as the cart model writes them."""
+    return {as_model_trigger(t) for t in triggers if t["trigger_type"] == "cart_abandonment"}
 
 
 def _shipped_idleness(config: Path) -> None:
@@ -223,9 +219,7 @@ def test_broker_crash_mid_traffic_loses_nothing_acknowledged_and_the_cart_job_re
         "restart-strategy.fixed-delay.delay": "2s",
     }
     name = f"outage-{run_id}"
-    config = job_config(
-        "cart_abandonment", tmp_path, name, TOPICS, flink, {"bootstrap_servers": broker.kafka_bootstrap}
-    )
+    config = job_config("clickstream", tmp_path, name, TOPICS, flink, {"bootstrap_servers": broker.kafka_bootstrap})
     _shipped_idleness(config)
     sent, stop = Sent(), threading.Event()
     started = time.monotonic()
@@ -234,7 +228,7 @@ def test_broker_crash_mid_traffic_loses_nothing_acknowledged_and_the_cart_job_re
         return kafka.read_json(TOPICS["triggers"])
 
     try:
-        with running_job("cart_abandonment", config, log) as job, ThreadPoolExecutor(1) as pool:
+        with running_job("clickstream", config, log) as job, ThreadPoolExecutor(1) as pool:
             try:
                 wait_for(lambda: bool(_completed_checkpoints(checkpoints)), [job], log, "a first checkpoint", 120)
                 sender = pool.submit(_send_rounds, collector, batches, sent, stop)
@@ -264,10 +258,11 @@ def test_broker_crash_mid_traffic_loses_nothing_acknowledged_and_the_cart_job_re
 
                 acknowledged = set(sent.acknowledged)
                 on_topic = [d for d in kafka.read_json(TOPICS["events"]) if d.get("messageId", "").startswith(run_id)]
-                owed = expected_triggers([d for d in on_topic if d["messageId"] in acknowledged], _policy())
+                policy = cart_policy(load_config(DEFAULT_CONFIG, ClickstreamConfig))
+                owed = expected_triggers([d for d in on_topic if d["messageId"] in acknowledged], policy)
 
                 def explain() -> str:
-                    now = {_fired(t) for t in triggers()}
+                    now = _reminders(triggers())
                     dead = Counter(json.loads(d)["error"].split(":")[0] for d in kafka.read_all(TOPICS["dead_letter"]))
                     return (
                         f"{len(now)} of {len(owed)} committed, missing {sorted(set(owed) - now)[:5]}, "
@@ -287,7 +282,7 @@ def test_broker_crash_mid_traffic_loses_nothing_acknowledged_and_the_cart_job_re
         kafka.close()
 
     per_message = Counter(doc["messageId"] for doc in on_topic)
-    fired_set = {_fired(t) for t in fired}
+    fired_set = _reminders(fired)
     fired_ids = Counter(t["trigger_id"] for t in fired)
     missing, extra = sorted(set(owed) - fired_set), sorted(fired_set - set(owed))
     print(
@@ -309,7 +304,8 @@ def test_broker_crash_mid_traffic_loses_nothing_acknowledged_and_the_cart_job_re
     assert acknowledged == sent.events
     assert [m for m, n in per_message.items() if n > 1] == [], "an event is on the topic twice"
     assert set(per_message) == acknowledged, "the topic differs from what the collector acknowledged"
-    # the job: resumed, and fired the batch model's reminders exactly once
+    # the job: resumed, and fired the batch model's reminders exactly once (and nothing else: a cart in every session)
+    assert [t["trigger_type"] for t in fired if t["trigger_type"] != "cart_abandonment"] == []
     assert (missing[:5], extra[:5]) == ([], []), f"{len(missing)} missing, {len(extra)} extra (seed {seed})"
     assert {(t["person_id"], t["reminder_index"]) for t in fired} == {(t.person_id, t.reminder_index) for t in owed}
     assert [tid for tid, n in fired_ids.items() if n > 1] == [], "a trigger was emitted twice"
