@@ -2,12 +2,12 @@
 
 The test owns a Redis (the sandbox's command line, so AOF on with its ``appendfsync``; its own port and data
 folder) and points at it everything that keeps state in Redis: a collector of its own (dedup claims, identity
-links), the cart abandonment job (profiles) and two email delivery jobs (claims, sends per person, the
+links), the clickstream job (profiles) and two email delivery jobs (claims, sends per person, the
 suppression list). The broker is the session's; the ESP sandbox is the test's own as well, because injected
 faults are one queue per provider that every running test's jobs take from (another session's 120 queued
 SendGrid faults were taken by this test's job, and this test's held answer by theirs).
 
-1. A shopper's identify and Product Added go through the collector (a link, a dedup claim, a cart in the
+1. A shopper's identify and Product Added go through the collector (a link, a dedup claim, traits and a cart in the
    profile); triggers stream into the delivery job, about ten a second.
 2. Redis is SIGKILLed while they stream and while one send is held at SendGrid (accepted, the answer 4 s late),
    stays down 5 s (the collector answers 503, the jobs keep running and delivery defers what it cannot look
@@ -180,8 +180,9 @@ def _flink(tmp_path: Path, name: str) -> dict[str, str]:
     }
 
 
-def _cart_config(tmp_path: Path, name: str, topics: dict[str, str], redis_url: str) -> Path:
-    path = job_config("cart_abandonment", tmp_path, name, topics, {**_flink(tmp_path, name), "parallelism.default": 1})
+def _clickstream_config(tmp_path: Path, name: str, topics: dict[str, str], redis_url: str) -> Path:
+    flink = {**_flink(tmp_path, name), "parallelism.default": 1}
+    path = job_config("clickstream", tmp_path, name, topics, flink)
     cfg = yaml.safe_load(path.read_text())
     cfg["redis"]["url"] = redis_url
     path.write_text(yaml.safe_dump(cfg))
@@ -327,17 +328,18 @@ def test_redis_restarted_mid_stream_loses_no_key_and_sends_no_email_twice(
     name = f"rr-{run_id}"
     topics = {
         key: f"{name}-{key}"
-        for key in ("events", "collector-dlq", "cart-dlq", "cart-triggers", "triggers", "deliveries", "dlq")
+        for key in ("events", "collector-dlq", "cs-dlq", "cs-triggers", "triggers", "deliveries", "dlq")
     }
     topics |= {"replay": f"{name}-replay", "replay-deliveries": f"{name}-replay-del", "replay-dlq": f"{name}-rdlq"}
     # One partition, one subtask, except for the delivery job under test (as shipped: two): less to start
     kafka.create_topics(topics["triggers"], partitions=2)
-    kafka.create_topics(*(topic for key, topic in topics.items() if key != "triggers"), partitions=1)
+    kafka.create_topics(topics["events"], partitions=1, create_time=True)  # stamped with event time by the collector
+    kafka.create_topics(*(topic for key, topic in topics.items() if key not in ("triggers", "events")), partitions=1)
     profiles, ledger_prefix = f"{name}:profile:", f"{name}:ledger:"
     email, unsubscribed = f"{name}@example.com", f"{name}-unsub"
     shopper, browser = f"{name}-shopper", f"{name}-browser"
-    cart_name = f"{name}-cart"
-    cart_profile = f"{cart_name}:profile:{shopper}"
+    clickstream_name = f"{name}-clickstream"
+    cart_profile = f"{clickstream_name}:profile:{shopper}"
 
     r = own_redis.client()
     assert r.config_get("appendonly") == {"appendonly": "yes"}, "the sandbox's Redis runs with AOF on"
@@ -352,10 +354,10 @@ def test_redis_restarted_mid_stream_loses_no_key_and_sends_no_email_twice(
     ledger.suppress([f"{unsubscribed}@example.com"], "unsubscribed", "test")
     ledger.close()
 
-    cart_cfg = _cart_config(
+    clickstream_cfg = _clickstream_config(
         tmp_path,
-        cart_name,
-        {"events": topics["events"], "dead_letter": topics["cart-dlq"], "triggers": topics["cart-triggers"]},
+        clickstream_name,
+        {"events": topics["events"], "dead_letter": topics["cs-dlq"], "triggers": topics["cs-triggers"]},
         own_redis.url,
     )
     delivery_cfg, replay_cfg = (
@@ -374,7 +376,7 @@ def test_redis_restarted_mid_stream_loses_no_key_and_sends_no_email_twice(
             ("replay", "replay", "replay-deliveries", "replay-dlq", 1),
         )
     )
-    logs = {job: tmp_path / job / "job.log" for job in ("cart", "delivery", "replay")}
+    logs = {job: tmp_path / job / "job.log" for job in ("clickstream", "delivery", "replay")}
     for log in logs.values():
         log.parent.mkdir()
     collector_env = {
@@ -395,7 +397,7 @@ def test_redis_restarted_mid_stream_loses_no_key_and_sends_no_email_twice(
         jobs = [
             stack.enter_context(running_job(job, cfg, logs[key]))
             for job, cfg, key in (
-                ("cart_abandonment", cart_cfg, "cart"),
+                ("clickstream", clickstream_cfg, "clickstream"),
                 ("email_delivery", delivery_cfg, "delivery"),
                 ("email_delivery", replay_cfg, "replay"),
             )
@@ -414,7 +416,8 @@ def test_redis_restarted_mid_stream_loses_no_key_and_sends_no_email_twice(
         first_add = _add("hat", f"{name}-add-hat", user=shopper)
         assert collector.post("identify", identify).status_code == 200
         assert collector.post("track", first_add).status_code == 200
-        wait_for(lambda: _cart(r, cart_profile) == {"hat"}, jobs, logs["cart"], "the cart in the profile", 150)
+        wait_for(lambda: _cart(r, cart_profile) == {"hat"}, jobs, logs["clickstream"], "the cart in the profile", 150)
+        assert r.hget(cart_profile, "email") == f"{shopper}@example.com"  # the identify's traits, same job
         feeder.produce_one()
         wait_for(lambda: len(emails()) >= 1, jobs, logs["delivery"], "the delivery job's first email", 150)
         print(f"\njobs up after {time.monotonic() - started:.0f} s; Redis appendonly yes, appendfsync {fsync}")
@@ -493,7 +496,9 @@ def test_redis_restarted_mid_stream_loses_no_key_and_sends_no_email_twice(
             return f"{now.summary()}; {len(late)} unsettled, e.g. {late[:3]}"
 
         wait_for(settled, jobs, logs["delivery"], "an email and an outcome for every trigger", 90, explain=unsettled)
-        wait_for(lambda: _cart(r, cart_profile) == {"hat", "sock", "scarf"}, jobs, logs["cart"], "the whole cart", 60)
+        whole = {"hat", "sock", "scarf"}
+        wait_for(lambda: _cart(r, cart_profile) == whole, jobs, logs["clickstream"], "the whole cart", 60)
+        assert r.hget(cart_profile, "email") == f"{shopper}@example.com"
         on_topic = [doc for doc in kafka.read_json(topics["events"]) if doc.get("type") == "track"]
         counts = Counter(doc["messageId"] for doc in on_topic)
         assert (counts[first_add["messageId"]], counts[outage_add["messageId"]], counts[anonymous_mid]) == (1, 1, 1)
