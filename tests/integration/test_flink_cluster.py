@@ -1,5 +1,5 @@
-"""Both clickstream jobs submitted with ``flink run -py`` to a standalone cluster started from the pip-installed
-Flink, running as they would in production (unbounded, detached), then cancelled through the REST API."""
+"""The clickstream job submitted with ``flink run -py`` to a standalone cluster started from the pip-installed
+Flink, running as it would in production (unbounded, detached), then cancelled through the REST API."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import yaml
 from sandbox.cluster import REST_PORT, cluster_down, cluster_up, submit
 from sandbox.jobs import CLICKSTREAM_JOBS
 from sandbox.settings import PROJECT_ROOT
-from tests.support.events import BEGINNING, DAY, MINUTE, as_json, page_viewed, product_added, product_viewed
+from tests.support.events import BEGINNING, DAY, MINUTE, page_viewed, product_added, product_viewed
 from tests.support.jobs import wait_for
 
 pytestmark = pytest.mark.integration
@@ -61,13 +61,14 @@ def _cancel(job_id: str) -> None:
     urllib.request.urlopen(request, timeout=10).close()  # noqa: S310 - loopback
 
 
-def test_flink_run_submits_both_jobs(flink_cluster, kafka, redis_client, run_id, tmp_path):
+def test_flink_run_submits_the_clickstream_job(flink_cluster, kafka, redis_client, run_id, tmp_path):
     topics = {"events": f"cl-events-{run_id}", "dead_letter": f"cl-dlq-{run_id}", "triggers": f"cl-tr-{run_id}"}
-    kafka.create_topics(*topics.values(), partitions=1)
+    kafka.create_topics(topics["events"], partitions=1, create_time=True)
+    kafka.create_topics(topics["dead_letter"], topics["triggers"], partitions=1)
     events = [product_added("ann", BEGINNING, product_id="boot", price=99.0)]
     events += [product_viewed("bo", BEGINNING + n * MINUTE, product_id="lamp", category="gear") for n in range(3)]
     events.append(page_viewed("clock", BEGINNING + 3 * DAY))  # the watermark passes every timer and session
-    kafka.produce(topics["events"], [as_json(e) for e in events])
+    kafka.produce(topics["events"], events)  # each record stamped with its event time, as the collector does
 
     for name, (script, config) in CLICKSTREAM_JOBS.items():
         path = _config_for(name, config, run_id, topics, tmp_path)
@@ -105,9 +106,10 @@ def _restored_from(job_id: str) -> str | None:
 def test_a_job_submitted_again_resumes_from_its_newest_checkpoint(flink_cluster, kafka, redis_client, run_id, tmp_path):
     """Cancelled with a cart pending, then submitted with the very same command: the reminders still fire, once."""
     topics = {"events": f"cr-events-{run_id}", "dead_letter": f"cr-dlq-{run_id}", "triggers": f"cr-tr-{run_id}"}
-    kafka.create_topics(*topics.values(), partitions=1)
-    script, config = CLICKSTREAM_JOBS["cart_abandonment"]
-    path = Path(_config_for("cart_abandonment", config, run_id, topics, tmp_path))
+    kafka.create_topics(topics["events"], partitions=1, create_time=True)
+    kafka.create_topics(topics["dead_letter"], topics["triggers"], partitions=1)
+    script, config = CLICKSTREAM_JOBS["clickstream"]
+    path = Path(_config_for("clickstream", config, run_id, topics, tmp_path))
     cfg = yaml.safe_load(path.read_text())
     checkpoints = tmp_path / "checkpoints"
     cfg["flink"]["execution.checkpointing.dir"] = checkpoints.as_uri()
@@ -115,8 +117,8 @@ def test_a_job_submitted_again_resumes_from_its_newest_checkpoint(flink_cluster,
     # test here ran one: resubmitting needs process mode, or fresh TaskManagers (README, "Running on a Flink cluster").
     cfg["flink"]["python.execution-mode"] = "process"
     path.write_text(yaml.safe_dump(cfg))
-    kafka.produce(topics["events"], [as_json(product_added("cy", BEGINNING, product_id="boot", price=99.0))])
-    kafka.produce(topics["events"], [as_json(page_viewed("clock", BEGINNING + 30 * MINUTE))])  # nothing due yet
+    kafka.produce(topics["events"], [product_added("cy", BEGINNING, product_id="boot", price=99.0)])
+    kafka.produce(topics["events"], [page_viewed("clock", BEGINNING + 30 * MINUTE)])  # nothing due yet
 
     assert submit(flink_cluster, script, path, [], detached=True) == 0
     log = flink_cluster.logs_dir / "flink-cluster"
@@ -134,7 +136,7 @@ def test_a_job_submitted_again_resumes_from_its_newest_checkpoint(flink_cluster,
     wait_for(lambda: _running_jobs(run_id) == [], [], log, "the job cancelled")
     assert kafka.read_json(topics["triggers"]) == []
 
-    kafka.produce(topics["events"], [as_json(page_viewed("clock", BEGINNING + 3 * DAY))])
+    kafka.produce(topics["events"], [page_viewed("clock", BEGINNING + 3 * DAY)])
     assert submit(flink_cluster, script, path, [], detached=True) == 0  # the same command
     try:
         (second,) = wait_for_jobs(run_id, log)
