@@ -3,12 +3,12 @@
 Hundreds of generated shoppers over three days (cart changes, removals, snapshots, purchases, carts filled in a
 browser before a login, browsing sessions) go through a collector of the test's own into a 4-partition topic, as
 fast as it takes them, sorted by time and batched like an import; the collector stamps each record with its
-event's time. The shipped clickstream job reads the topic, one subtask per partition, so the partitions run at
-their own speeds; every trigger must be the one the batch models compute from the records on the topic (cart
-reminders: person, reminder, due time, cart, from ``demo/cart_model.py``; browse and high-intent triggers from
-the session model in tests/support/histories.py): none missing, none extra, no trigger id twice, nothing
-dead-lettered. Once bounded (no watermarks: every timer fires at the end of the input, in event-time order), once
-unbounded across a SIGKILL and a restore (watermarks from the record timestamps, per partition).
+event's time. The shipped clickstream job reads the topic, its partitions at their own speeds; every trigger
+must be the one the batch models compute from the records on the topic (cart reminders: person, reminder, due
+time, cart, from ``demo/cart_model.py``; browse and high-intent triggers from the session model in
+tests/support/histories.py): none missing, none extra, no trigger id twice, nothing dead-lettered. Once bounded
+(no watermarks: every timer fires at the end of the input, in event-time order), once unbounded across a SIGKILL
+and a restore (watermarks from the record timestamps, per partition).
 """
 
 from __future__ import annotations

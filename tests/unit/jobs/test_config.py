@@ -30,7 +30,6 @@ def test_shipped_config_is_valid_and_becomes_a_policy():
     assert cfg.event_time.max_out_of_orderness == 30_000
     assert (cfg.profile_writes.batch, cfg.profile_writes.linger) == (100, 10)
     assert cfg.job_name == "clickstream"
-    assert cfg.kafka.parallelism_from_partitions
 
 
 def test_each_section_becomes_the_policy_its_udf_takes():
