@@ -5,7 +5,7 @@ Message ids are derived from the other arguments, so building the same event twi
 and building it with ``message_id=`` overridden gives a distinct event with the same content.
 
 :func:`cart_trigger_json` and :func:`browse_trigger_json` run such events through the real cart and intent step
-functions, so delivery's tests read exactly what those jobs put on ``email.triggers``.
+functions, so delivery's tests read exactly what the clickstream job puts on ``email.triggers``.
 """
 
 from __future__ import annotations
@@ -216,7 +216,8 @@ def cart_trigger_json(
     template: str = "cart_reminder_1",
     delay_ms: int = HOUR,
 ) -> bytes:
-    """The cart job's reminder for ``products`` added at ``t_ms`` and left alone; it fires at ``t_ms + delay_ms``."""
+    """The clickstream job's reminder for ``products`` added at ``t_ms`` and left alone; it fires at
+    ``t_ms + delay_ms``."""
     policy = CartPolicy(reminders=(Reminder(delay_ms, template),), cooldown_ms=0, max_reminders=1, dedup_window=16)
     state = None
     for p in products:
@@ -230,7 +231,8 @@ def cart_trigger_json(
 def browse_trigger_json(
     trigger_type: str = "browse_abandonment", person: str = "ann", t_ms: int = BEGINNING, views: int = 3
 ) -> bytes:
-    """The intent job's trigger for a session of ``views`` views of ``p1`` (category ``shoes``) from ``t_ms``.
+    """The clickstream job's browse trigger for a session of ``views`` views of ``p1`` (category ``shoes``) from
+    ``t_ms``.
 
     It fires when the session closes, 30 minutes after the last view; the session starts at ``t_ms``.
     """

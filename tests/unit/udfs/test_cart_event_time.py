@@ -43,7 +43,7 @@ PRODUCTS = ("shoe", "hat", "sock")
 
 @dataclass
 class Job:
-    """The cart job's two keyed steps with one timer per person, fed events and watermarks in order."""
+    """The clickstream job's login and cart steps with one timer per person, fed events and watermarks in order."""
 
     policy: CartPolicy
     devices: dict[str, DeviceState | None] = field(default_factory=dict)

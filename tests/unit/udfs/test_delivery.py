@@ -1,4 +1,4 @@
-"""Delivery's records: triggers as the cart and intent jobs write them parse, anything else is named and rejected."""
+"""Delivery's records: triggers as the clickstream job writes them parse, anything else is named and rejected."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def rejection(doc: Any) -> InvalidTrigger:
     return caught.value
 
 
-# --- the contract with the cart and intent jobs ---------------------------------------------------------------------
+# --- the contract with the clickstream job ---------------------------------------------------------------------------
 
 
 def test_a_cart_reminder_from_the_cart_job_parses():

@@ -1,4 +1,4 @@
-"""Delivery guardrails: every rule and reason, in order, on triggers as the cart and intent jobs write them."""
+"""Delivery guardrails: every rule and reason, in order, on triggers as the clickstream job writes them."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 
 import udfs.guardrail_policy
 import udfs.guardrails
-from connectors.redis import ProfileStore
+from connectors.redis import cart_fields as profile_cart_fields
 from tests.support.events import BEGINNING, DAY, HOUR, MINUTE, browse_trigger_json, cart_trigger_json, product
 from udfs.cart import CartItem
 from udfs.delivery import DeliveryRecord, Trigger, parse_trigger
@@ -45,20 +45,9 @@ def at(text: str) -> int:
     return int(datetime.fromisoformat(text).timestamp() * 1000)
 
 
-class _Captured(ProfileStore):
-    """The real profile writer's formatting, captured instead of sent to Redis."""
-
-    def __init__(self) -> None:
-        super().__init__("redis://unused")
-        self.fields: dict[str, str] = {}
-
-    def write_guarded(self, person_id: str, guard_field: str, guard_ms: int, fields: Mapping[str, str]) -> bool:
-        self.fields = {**fields, guard_field: str(guard_ms)}
-        return True
-
-
 def cart_fields(products: Iterable[Mapping[str, Any]], updated_ms: int) -> dict[str, str]:
-    """The profile's cart fields as the cart job writes them (``udfs/flink/cart.py``); no products: emptied."""
+    """The profile's cart fields as the clickstream job writes them (``udfs/flink/clickstream.py``); no products:
+    emptied."""
     items = [CartItem.from_dict(p) for p in products]
     cart = {
         "cart_id": "c1" if items else None,
@@ -66,9 +55,8 @@ def cart_fields(products: Iterable[Mapping[str, Any]], updated_ms: int) -> dict[
         "value": round(sum(item.price * item.quantity for item in items), 2),
         "items": [item.to_dict() for item in items],
     }
-    store = _Captured()
-    store.write_cart("ann", cart, updated_ms)
-    return store.fields
+    written = profile_cart_fields(cart, updated_ms)  # the real profile writer's formatting
+    return {**written.fields, written.guard_field: str(written.guard_ms)}
 
 
 def profile(**fields: str) -> dict[str, str]:

@@ -3,7 +3,7 @@
 Hypothesis draws a few hours of browsing for a few shoppers (product and category pages, now and then a cart
 add, duplicates), shuffles their arrival within the lateness bound and interleaves random watermarks that never
 make an event late. The pure session steps (``udfs.sessions.join``/``close_until``) run under a stand-in for
-Flink's keyed timers, as ``udfs/flink/intent.py`` drives them; their triggers must be those of a batch model:
+Flink's keyed timers, as ``udfs/flink/clickstream.py`` drives them; their triggers must be those of a batch model:
 each person's events sorted, cut where two neighbours are a gap or more apart, every session scored once.
 """
 
