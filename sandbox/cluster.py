@@ -38,8 +38,8 @@ def _conf_dir(s: SandboxSettings) -> Path:
     shutil.copytree(flink_home() / "conf", conf)
     shutil.copy(PROJECT_ROOT / "flink-conf" / "config.yaml", conf / "config.yaml")
     (conf / "masters").write_text(f"{s.host}:{REST_PORT}\n")
-    # One TaskManager per job: PyFlink 2.2.1 runs only one thread-mode job per TaskManager (the cart and delivery
-    # jobs are thread mode), and with as many slots as a job's parallelism each job fills one (README).
+    # One slot per TaskManager, three of them: the clickstream job (parallelism 1) and the delivery job
+    # (parallelism 2) both run thread mode, and PyFlink 2.2.1 runs one thread-mode job per TaskManager (README).
     (conf / "workers").write_text("localhost\n" * TASKMANAGERS)
     return conf
 
