@@ -52,6 +52,7 @@ __all__ = [
     "apply_event",
     "fire_timer",
     "make_trigger_id",
+    "profile_cart",
 ]
 
 PRODUCT_ADDED = "Product Added"
@@ -273,6 +274,20 @@ def make_trigger_id(person_id: str, cart_id: str | None, last_change_ms: int, re
     """Deterministic id, so a replay or a restart re-emits the same trigger and delivery sends it once."""
     key = f"{person_id}|{cart_id or ''}|{last_change_ms}|{reminder_index}"
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
+
+
+def profile_cart(state: CartState | None, at_ms: int) -> tuple[dict[str, Any], int]:
+    """The cart as the person's profile shows it, and the event time it is as of: every op that arrived (pending
+    ones too), or an empty cart at ``at_ms`` (the purchase's time) once the state is gone."""
+    if state is None:
+        return {"cart_id": None, "currency": "", "value": 0.0, "items": []}, at_ms
+    cart = {
+        "cart_id": state.cart_id,
+        "currency": state.currency,
+        "value": state.value,
+        "items": [item.to_dict() for item in state.items.values()],
+    }
+    return cart, max(state.newest_change_ms, at_ms)
 
 
 def apply_event(

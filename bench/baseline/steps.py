@@ -17,7 +17,16 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from connectors.redis import GuardedFields, ProfileStore, cart_fields
-from udfs.cart import CART_EVENTS, CART_TRANSFERRED, NO_WATERMARK, CartDecision, CartState, apply_event, fire_timer
+from udfs.cart import (
+    CART_EVENTS,
+    CART_TRANSFERRED,
+    NO_WATERMARK,
+    CartDecision,
+    CartState,
+    apply_event,
+    fire_timer,
+    profile_cart,
+)
 from udfs.events import ClickEvent, InvalidEvent, dead_letter_record, load_json_object, parse_event
 from udfs.intent import SessionSummary, session_end_triggers, summarize
 from udfs.sessions import PendingEvent, Session, close_until, join
@@ -34,7 +43,6 @@ CART, SESSION = 0, 1
 _CART_OPS = CART_EVENTS | {CART_TRANSFERRED}
 _SCORE_GUARD = "scored_at_ms"
 _TRAITS_GUARD = "traits_updated_ms"
-_EMPTY_CART: dict[str, Any] = {"cart_id": None, "currency": "", "value": 0.0, "items": []}
 
 
 class Outputs(Protocol):
@@ -208,7 +216,7 @@ class PartitionSteps:
         else:
             self.carts[person] = after
         if decision.cart_changed:
-            writes.groups.append(_cart_fields(after, at_ms))
+            writes.groups.append(_profile_cart_fields(after, at_ms))
         for trigger in decision.triggers:
             history = {
                 "trigger_id": trigger.trigger_id,
@@ -244,20 +252,11 @@ def _score_fields(summary: SessionSummary) -> GuardedFields:
     return GuardedFields(_SCORE_GUARD, summary.as_of_ms, fields)
 
 
-def _cart_fields(state: CartState | None, at_ms: int) -> GuardedFields:
-    """The profile's cart; an empty one (at the purchase's time) once the state is gone."""
-    if state is None:
-        return cart_fields(_EMPTY_CART, at_ms)
-    cart = {
-        "cart_id": state.cart_id,
-        "currency": state.currency,
-        "value": state.value,
-        "items": [item.to_dict() for item in state.items.values()],
-    }
-    return cart_fields(cart, max(state.newest_change_ms, at_ms))
-
-
 def _late_record(payload: str, event_time_ms: int, watermark_ms: int, stage: str) -> bytes:
     """``udfs.flink.parse.late_record``, which cannot be imported without PyFlink: the same dead letter."""
     reason = InvalidEvent("timestamp", f"late: {watermark_ms - event_time_ms} ms behind the watermark")
     return dead_letter_record(payload, reason, stage)
+
+
+def _profile_cart_fields(state: CartState | None, at_ms: int) -> GuardedFields:
+    return cart_fields(*profile_cart(state, at_ms))

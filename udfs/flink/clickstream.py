@@ -23,7 +23,16 @@ from pyflink.datastream import KeyedProcessFunction, RuntimeContext, TimeDomain
 from pyflink.datastream.state import ValueStateDescriptor
 
 from connectors.redis import BatchedProfileWrites, GuardedFields, ProfileStore, ProfileWrite, cart_fields
-from udfs.cart import CART_EVENTS, CART_TRANSFERRED, CartDecision, CartPolicy, CartState, apply_event, fire_timer
+from udfs.cart import (
+    CART_EVENTS,
+    CART_TRANSFERRED,
+    CartDecision,
+    CartPolicy,
+    CartState,
+    apply_event,
+    fire_timer,
+    profile_cart,
+)
 from udfs.events import ClickEvent, InvalidEvent, dead_letter_record, load_json_object, parse_event
 from udfs.flink.parse import DEAD_LETTER, FOR_ACTIVITY, FOR_CART, LATE, late_record
 from udfs.flink.state import expiring_json_state
@@ -226,7 +235,7 @@ class ClickstreamFunction(KeyedProcessFunction):
         else:
             self.cart.update(json.dumps(after.to_dict(), separators=(",", ":")))
         if decision.cart_changed:
-            writes.groups.append(_cart_fields(after, at_ms))
+            writes.groups.append(cart_fields(*profile_cart(after, at_ms)))
         for trigger in decision.triggers:
             self.triggers_fired.inc()
             writes.triggers.append(
@@ -269,19 +278,6 @@ def _parsed(payload: str) -> ClickEvent:
 def _score_fields(summary: SessionSummary) -> GuardedFields:
     fields = {k: v for k, v in summary.to_profile_fields().items() if k not in (_SCORE_GUARD, "last_seen_ms")}
     return GuardedFields(_SCORE_GUARD, summary.as_of_ms, fields)
-
-
-def _cart_fields(state: CartState | None, at_ms: int) -> GuardedFields:
-    """The profile's cart; an empty one (at the purchase's time) once the state is gone."""
-    if state is None:
-        return cart_fields({"cart_id": None, "currency": "", "value": 0.0, "items": []}, at_ms)
-    cart = {
-        "cart_id": state.cart_id,
-        "currency": state.currency,
-        "value": state.value,
-        "items": [item.to_dict() for item in state.items.values()],
-    }
-    return cart_fields(cart, max(state.newest_change_ms, at_ms))
 
 
 def _is_cart_op(event: ClickEvent) -> bool:
