@@ -45,6 +45,9 @@ class CountPerPerson(KeyedProcessFunction):
         ctx.timer_service().register_event_time_timer(ctx.timestamp() + 60_000)
         yield from ()
 
+    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterator[Any]:
+        yield from ()  # process mode needs an iterable back
+
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
