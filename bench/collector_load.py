@@ -15,6 +15,10 @@ sandbox's ``clickstream.events`` like any others.
 
 The client is a minimal HTTP/1.1 keep-alive client on asyncio streams, one connection per worker, so that it
 costs little CPU next to the server on the same machine.
+
+On a shared machine events/s move with the neighbours' load; ``--server-pid`` (the collector's pid, read from
+``/proc``) adds the collector's CPU time per 1,000 accepted events, which moves much less. ``--label`` names
+the run (``before``, ``after``) in the result and its file name, for side-by-side comparisons.
 """
 
 from __future__ import annotations
@@ -60,22 +64,27 @@ class LoadConfig:
     write_key: str = "demo-write-key"
     max_seconds: float = 300.0
     http_timeout_s: float = DEFAULT_HTTP_TIMEOUT_S
+    server_pid: int | None = None
 
 
 @dataclass
 class LoadResult:
     config: LoadConfig
     git_sha: str
+    label: str
     started_at: str
     machine: dict[str, object]
     duration_s: float = 0.0
     requests_done: int = 0
     events_accepted: int = 0
     statuses: dict[str, int] = field(default_factory=dict)
+    warmup_statuses: dict[str, int] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
     requests_per_s: float = 0.0
     events_per_s: float = 0.0
     latency_ms: dict[str, float] = field(default_factory=dict)
+    server_cpu_s: float | None = None
+    server_cpu_ms_per_1000_events: float | None = None
 
 
 def event(config: LoadConfig, run_tag: str, number: int, now_iso: str) -> dict[str, object]:
@@ -177,28 +186,38 @@ async def _worker(config: LoadConfig, bodies: list[bytes], cursor: list[int], de
         connection[1].close()
 
 
-async def _drive(config: LoadConfig, bodies: list[bytes]) -> tuple[float, _Tally]:
+def _process_cpu_s(pid: int | None) -> float | None:
+    """CPU seconds (user + system) the process has used so far, from ``/proc``; ``None`` without a pid."""
+    if pid is None:
+        return None
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _drive(config: LoadConfig, bodies: list[bytes]) -> tuple[float, float | None, _Tally, _Tally]:
+    """Send the warm-up requests, then the measured ones; each request once, whichever worker takes it.
+
+    Returns the measured part's duration, the server's CPU seconds in it (with ``server_pid``), and the tallies.
+    """
     out: _Tally = {"latencies": [], "statuses": Counter(), "errors": Counter()}
+    warm_out: _Tally = {"latencies": [], "statuses": Counter(), "errors": out["errors"]}
     warm, rest = bodies[: config.warmup], bodies[config.warmup :]
-    if warm:
-        await asyncio.gather(
-            *(
-                _worker(
-                    config,
-                    warm,
-                    [0],
-                    time.monotonic() + 60,
-                    {"latencies": [], "statuses": Counter(), "errors": out["errors"]},
-                )
-                for _ in range(config.concurrency)
-            )
-        )
     measured = LoadConfig(**{**asdict(config), "warmup": 0})
+    if warm:
+        warm_deadline = time.monotonic() + 60
+        warm_cursor = [0]
+        await asyncio.gather(
+            *(_worker(measured, warm, warm_cursor, warm_deadline, warm_out) for _ in range(config.concurrency))
+        )
     cursor = [0]
+    cpu_before = _process_cpu_s(config.server_pid)
     started = time.perf_counter()
     deadline = time.monotonic() + config.max_seconds
     await asyncio.gather(*(_worker(measured, rest, cursor, deadline, out) for _ in range(config.concurrency)))
-    return time.perf_counter() - started, out
+    duration = time.perf_counter() - started
+    cpu_after = _process_cpu_s(config.server_pid)
+    server_cpu = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
+    return duration, server_cpu, out, warm_out
 
 
 def _percentile(sorted_values: list[float], q: float) -> float:
@@ -218,13 +237,14 @@ def _require_loopback(url: str) -> None:
         raise SystemExit(f"{url}: the load generator only targets loopback (127.0.0.0/8, ::1, localhost)")
 
 
-def run(config: LoadConfig) -> LoadResult:
+def run(config: LoadConfig, label: str = "") -> LoadResult:
     _require_loopback(config.url)
     run_tag = uuid.uuid4().hex[:8]
     bodies = _bodies(config, run_tag)
     result = LoadResult(
         config=config,
         git_sha=git_sha(),
+        label=label,
         started_at=datetime.now(UTC).isoformat(timespec="seconds"),
         machine={
             "cpus": os.cpu_count(),
@@ -233,17 +253,22 @@ def run(config: LoadConfig) -> LoadResult:
             "load_average_before": [round(x, 2) for x in os.getloadavg()],
         },
     )
-    duration, out = asyncio.run(_drive(config, bodies))
+    duration, server_cpu, out, warm_out = asyncio.run(_drive(config, bodies))
     latencies = sorted(out["latencies"])
     statuses = out["statuses"]
     result.machine["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     result.duration_s = round(duration, 3)
     result.requests_done = len(latencies)
     result.statuses = dict(statuses)
+    result.warmup_statuses = dict(warm_out["statuses"])
     result.errors = dict(out["errors"])
     result.events_accepted = statuses.get("200", 0) * config.batch
     result.requests_per_s = round(result.requests_done / duration, 1) if duration else 0.0
     result.events_per_s = round(result.events_accepted / duration, 1) if duration else 0.0
+    if server_cpu is not None:
+        result.server_cpu_s = round(server_cpu, 2)
+        if result.events_accepted:
+            result.server_cpu_ms_per_1000_events = round(server_cpu * 1e6 / result.events_accepted, 1)
     result.latency_ms = {
         "p50": round(_percentile(latencies, 0.50) * 1000, 2),
         "p90": round(_percentile(latencies, 0.90) * 1000, 2),
@@ -266,6 +291,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--write-key", default=defaults.write_key)
     parser.add_argument("--max-seconds", type=float, default=defaults.max_seconds, help="stop measuring after this")
+    parser.add_argument(
+        "--server-pid", type=int, help="the collector's pid (same machine): its CPU time per 1,000 events is reported"
+    )
+    parser.add_argument(
+        "--label", default="", help="what is measured (e.g. before, after); kept in the result and its file name"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="folder for the JSON result")
     args = parser.parse_args(argv)
     config = LoadConfig(
@@ -278,21 +309,25 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         write_key=args.write_key,
         max_seconds=args.max_seconds,
+        server_pid=args.server_pid,
     )
     if min(config.requests, config.concurrency, config.batch) < 1:
         parser.error("--requests, --concurrency and --batch must be at least 1")
-    result = run(config)
+    result = run(config, args.label)
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = args.out / f"collector-{stamp}-b{config.batch}-c{config.concurrency}.json"
+    suffix = f"-{args.label}" if args.label else ""
+    path = args.out / f"collector-{stamp}-b{config.batch}-c{config.concurrency}{suffix}.json"
     path.write_text(json.dumps(asdict(result), indent=2) + "\n")
     lat = result.latency_ms
+    cpu = result.server_cpu_ms_per_1000_events
     print(
         f"{result.requests_done} requests x {config.batch} events at concurrency {config.concurrency} "
         f"in {result.duration_s:.1f} s: {result.events_per_s:,.0f} accepted events/s "
         f"({result.requests_per_s:,.0f} requests/s); accept latency p50 {lat['p50']} ms, p99 {lat['p99']} ms, "
         f"max {lat['max']} ms; statuses {result.statuses}; errors {result.errors or 'none'}; "
-        f"load average {result.machine['load_average_after']}\nresult: {path}"
+        + (f"collector CPU {cpu} ms per 1,000 events; " if cpu is not None else "")
+        + f"load average {result.machine['load_average_after']}\nresult: {path}"
     )
     return 0 if set(result.statuses) <= {"200"} and not result.errors else 1
 
