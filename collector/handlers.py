@@ -30,6 +30,7 @@ import logging
 import math
 import time
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -58,6 +59,9 @@ log = logging.getLogger(__name__)
 
 _DLQ_PAYLOAD_CHARS = 32 * 1024
 _DLQ_TIMEOUT_S = 5.0
+#: ``json.dumps(x, separators=(",", ":"))`` builds a new encoder on every call (~1 us); one shared encoder with
+#: the same settings writes the same bytes, and runs twice per event (size check, record).
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,7 +203,7 @@ class Collector:
         return IngestResponse(200, {"success": True})
 
     def _check_event_size(self, item: Any) -> None:
-        size = len(json.dumps(item, separators=(",", ":")).encode("utf-8", errors="surrogatepass"))
+        size = len(_COMPACT.encode(item).encode("utf-8", errors="surrogatepass"))
         if size > self.options.max_event_bytes:
             raise Rejected(
                 Reason.TOO_LARGE, "", f"the event is {size} bytes; at most {self.options.max_event_bytes} per event"
@@ -252,10 +256,16 @@ class Collector:
         records = []
         for event in events:
             person = event.user_id or resolved.get(event.anonymous_id or "") or event.anonymous_id or ""
-            value = json.dumps({**event.doc, "personId": person}, separators=(",", ":")).encode("ascii")
+            value = _COMPACT.encode({**event.doc, "personId": person}).encode("ascii")
             key = person.encode("utf-8", errors="surrogatepass")
             records.append(
-                OutgoingRecord(key, value, event_time_ms=event.event_time_ms, received_at_ms=event.received_at_ms)
+                OutgoingRecord(
+                    key,
+                    value,
+                    timestamp_ms=_record_timestamp(event),
+                    event_time_ms=event.event_time_ms,
+                    received_at_ms=event.received_at_ms,
+                )
             )
         return records
 
@@ -285,8 +295,7 @@ class Collector:
                 acked.append(event)
         if failure is None:
             self.metrics.produce_latency.observe(time.perf_counter() - started)
-        for event in acked:
-            self._count_accepted(event)
+        self._count_accepted(acked)
         outcome.accepted += len(acked)
         await self._commit([e.message_id for e in acked if e.client_message_id])
         await self._release([e.message_id for e in failed if e.client_message_id], token)
@@ -302,7 +311,7 @@ class Collector:
                 if event.client_message_id:
                     await self._release([event.message_id], token)
                 return
-            self._count_accepted(event)
+            self._count_accepted([event])
             if event.client_message_id:
                 await self._commit([event.message_id])
 
@@ -310,11 +319,23 @@ class Collector:
         self._settling.add(task)
         task.add_done_callback(self._settling.discard)
 
-    def _count_accepted(self, event: CollectedEvent) -> None:
-        """Counted once the broker has it, so an event resent after a 503 counts once, like its record."""
-        self.metrics.accepted.labels(event.type).inc()
-        for field, reason in sorted({(d.metric_field, d.reason) for d in event.deviations}):
-            self.metrics.ecommerce_deviations.labels(event.doc["event"], field, reason).inc()
+    def _count_accepted(self, events: Sequence[CollectedEvent]) -> None:
+        """Counted once the broker has them, so an event resent after a 503 counts once, like its record.
+
+        Each label set is looked up once per request: a batch of 200 track calls is one ``inc(200)``.
+        """
+        types = Counter(event.type for event in events)
+        deviations: Counter[tuple[str, str, str]] = Counter()
+        for event in events:
+            if event.deviations:
+                name = event.doc["event"]
+                deviations.update(
+                    (name, field, reason) for field, reason in {(d.metric_field, d.reason) for d in event.deviations}
+                )
+        for kind, n in types.items():
+            self.metrics.accepted.labels(kind).inc(n)
+        for (name, field, reason), n in sorted(deviations.items()):
+            self.metrics.ecommerce_deviations.labels(name, field, reason).inc(n)
 
     async def _commit(self, message_ids: list[str]) -> None:
         try:
@@ -380,3 +401,13 @@ def _payload_text(body: bytes) -> str:
 
 def _as_unavailable(exc: BaseException) -> BackendUnavailable:
     return exc if isinstance(exc, BackendUnavailable) else BackendUnavailable("kafka", f"{type(exc).__name__}: {exc}")
+
+
+def _record_timestamp(event: CollectedEvent) -> int | None:
+    """The Kafka record's timestamp: the event time, from which the jobs' Kafka source makes watermarks; never
+    later than the event's arrival (a broker refuses timestamps far ahead of its clock). None: the producer's."""
+    if event.event_time_ms is None:
+        return None
+    if event.received_at_ms is None:
+        return event.event_time_ms
+    return min(event.event_time_ms, event.received_at_ms)
