@@ -13,7 +13,7 @@ import logging
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 from kafka.errors import KafkaError
 
-__all__ = ["retention_warning", "warn_if_replays_expire"]
+__all__ = ["event_time_warning", "retention_warning", "warn_if_event_time_lost", "warn_if_replays_expire"]
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +35,52 @@ def retention_warning(topic: str, configs: dict[str, str]) -> str | None:
     )
 
 
+def event_time_warning(topic: str, configs: dict[str, str]) -> str | None:
+    """The warning for the events topic the clickstream job reads, or ``None`` when its records keep event time.
+
+    The job makes its watermarks from the record timestamps, which the collector sets to each event's time: a
+    topic that stamps records when they are written (LogAppendTime) would judge a replay or a backlog by its
+    arrival, and dead-letter it as late.
+    """
+    if configs.get("message.timestamp.type", "CreateTime") == "LogAppendTime":
+        return (
+            f"topic {topic} stamps records when the broker writes them (message.timestamp.type=LogAppendTime): this "
+            f"job makes its watermarks from record timestamps, so replayed or delayed events would arrive behind "
+            f"them and be dead-lettered as late. Set message.timestamp.type=CreateTime on {topic} (README, 'Event "
+            f"time')."
+        )
+    retention_ms = int(configs.get("retention.ms", "604800000"))
+    if retention_ms >= 0:
+        return (
+            f"topic {topic} deletes records older than retention.ms={retention_ms} by their timestamp, which is the "
+            f"event's time: a replay of events older than {retention_ms // 3_600_000} h is deleted at the broker's "
+            f"next retention check, possibly before this job reads it. Keep {topic} by size (retention.ms=-1 and "
+            f"retention.bytes), as flink-conf/topics.yaml does."
+        )
+    return None
+
+
+def warn_if_event_time_lost(bootstrap_servers: str, topic: str) -> str | None:
+    """Log (and return) :func:`event_time_warning` for the events topic as the broker describes it."""
+    configs = _topic_configs(bootstrap_servers, topic)
+    warning = event_time_warning(topic, configs) if configs is not None else None
+    if warning:
+        log.warning(warning)
+    return warning
+
+
 def warn_if_replays_expire(bootstrap_servers: str, topic: str) -> str | None:
     """Log (and return) :func:`retention_warning` for ``topic`` as the broker describes it; silent when the
     broker cannot be asked, since the job's own connection errors say more."""
+    configs = _topic_configs(bootstrap_servers, topic)
+    warning = retention_warning(topic, configs) if configs is not None else None
+    if warning:
+        log.warning(warning)
+    return warning
+
+
+def _topic_configs(bootstrap_servers: str, topic: str) -> dict[str, str] | None:
+    """The topic's effective configs we check, or ``None`` when the broker cannot be asked."""
     try:
         admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers.split(","), request_timeout_ms=10_000)
         try:
@@ -48,8 +91,4 @@ def warn_if_replays_expire(bootstrap_servers: str, topic: str) -> str | None:
     except KafkaError as exc:
         log.info("could not ask Kafka how %s keeps records (%s)", topic, exc)
         return None
-    configs = {key: str(entry["value"]) for key, entry in described.get("topic", {}).get(topic, {}).items()}
-    warning = retention_warning(topic, configs)
-    if warning:
-        log.warning(warning)
-    return warning
+    return {key: str(entry["value"]) for key, entry in described.get("topic", {}).get(topic, {}).items()}

@@ -30,6 +30,7 @@ from pyflink.datastream import DataStream, StreamExecutionEnvironment
 from pyflink.datastream.connectors import Source
 
 from connectors.kafka import partition_count
+from connectors.topic_check import warn_if_event_time_lost
 from jobs.config import ClickstreamConfig, EventTimeSettings
 from jobs.runner import JobSinks, run_job
 from udfs.flink.clickstream import ClickstreamFunction, ClickstreamPolicy
@@ -73,6 +74,8 @@ def build(env: StreamExecutionEnvironment, cfg: ClickstreamConfig, source: Sourc
         if partitions is not None and partitions > env.get_parallelism():
             log.info("%s has %d partitions: running with parallelism %d", cfg.topics.events, partitions, partitions)
             env.set_parallelism(partitions)
+    if not cfg.kafka.bounded:
+        warn_if_event_time_lost(cfg.kafka.bootstrap_servers, cfg.topics.events)
     raw = env.from_source(source, watermarks(cfg.event_time, cfg.kafka.bounded), cfg.topics.events)
     routed = raw.uid("events-source").process(
         RouteEvents(stage=f"{cfg.job_name}.parse", follow_logins=cfg.cart.follow_logins),
