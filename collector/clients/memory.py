@@ -23,6 +23,7 @@ class ProducedRecord:
     topic: str
     key: bytes | None
     value: bytes
+    timestamp_ms: int | None = None  # the Kafka record timestamp asked for (None: the producer's clock)
 
 
 @dataclass
@@ -52,7 +53,7 @@ class MemoryProducer:
         loop = asyncio.get_running_loop()
         futures: list[asyncio.Future[None]] = []
         for record in records:
-            produced = ProducedRecord(topic, record.key, record.value)
+            produced = ProducedRecord(topic, record.key, record.value, record.timestamp_ms)
             future: asyncio.Future[None] = loop.create_future()
             if self.hold:
                 self._held.append((produced, future))

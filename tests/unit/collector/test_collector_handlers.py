@@ -528,3 +528,11 @@ def test_an_ecommerce_event_is_still_refused_for_its_key_or_size(harness, call, 
 
     assert answer.status == status
     assert harness.events() == []
+
+
+def test_an_event_record_is_stamped_with_its_event_time_never_later_than_its_arrival(harness: Harness) -> None:
+    """The clickstream job makes its watermarks from the record timestamps (README, "Event time")."""
+    harness.post("track", track("on-time"))
+    harness.post("track", track("ahead", timestamp=iso(NOW + 2 * HOUR)))  # a client clock ahead, no sentAt
+    stamps = {json.loads(r.value)["messageId"]: r.timestamp_ms for r in harness.producer.on(EVENTS)}
+    assert stamps == {"on-time": NOW - 5 * SECOND, "ahead": NOW}
