@@ -226,7 +226,7 @@ def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if job != "floor":
             bases.append((f"{job} / floor ({mode}, {of}{at})", by_key.get(("floor", mode, config, "", par))))
         if mode == "thread":
-            bases.append((f"thread / process ({of}{at})", by_key.get((job, "process", config, variant, par))))
+            bases.append((f"{job}: thread / process ({of}{at})", by_key.get((job, "process", config, variant, par))))
         if config != "shipped":
             bases.append((f"{config} / shipped ({mode}{at})", by_key.get((job, mode, "shipped", variant, par))))
         if variant:
